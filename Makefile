@@ -1,0 +1,35 @@
+# make run: create .venv, install, serve the app on http://localhost:8501
+# make test: install the test extras too, then lint and run the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test lint install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(BIN)/python -m pip install -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+lint: install-test
+	$(BIN)/ruff check .
+
+test: install-test lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)

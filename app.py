@@ -1,0 +1,10 @@
+"""Inception-ResNet-v2 Explorer: ``streamlit run app.py``."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Inception-ResNet-v2 Explorer", layout="wide")
+st.navigation(
+    [
+        st.Page("explorer/pages/overview.py", title="Network", default=True),
+    ]
+).run()

@@ -1,0 +1,53 @@
+"""What every page shares: the variant picker in the sidebar and the cached, read-only results.
+
+Choices live in ``st.session_state`` under keys of their own (not the widgets' keys), so they
+survive moving between pages; everything cached is keyed by plain values and never mutated.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
+from explorer.summary import ModelSummary, summarize
+
+
+def _keep(name: str) -> None:
+    st.session_state[name] = st.session_state[f"_{name}"]
+
+
+def _widget_default(name: str, default: object) -> None:
+    st.session_state.setdefault(name, default)
+    st.session_state[f"_{name}"] = st.session_state[name]
+
+
+def variant_sidebar() -> InceptionResNetConfig:
+    """The variant and block counts the user picked, as a config."""
+    _widget_default("variant", "released")
+    variant = st.sidebar.selectbox(
+        "Variant",
+        list(VARIANTS),
+        key="_variant",
+        on_change=_keep,
+        args=("variant",),
+        help="released: the ImageNet network of TF-slim, Keras and timm. paper-v2 / paper-v1: as the paper draws them.",
+    )
+    st.sidebar.caption(VARIANT_DESCRIPTIONS[variant])
+    base = VARIANTS[variant].repeats
+    with st.sidebar.expander("Blocks of each type"):
+        counts = []
+        for letter, default in zip("ABC", (base.a, base.b, base.c), strict=True):
+            name = f"repeats_{variant}_{letter}"
+            _widget_default(name, default)
+            counts.append(st.slider(f"Inception-ResNet-{letter}", 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
+    return make_config(variant, repeats=tuple(counts))
+
+
+@st.cache_data(show_spinner="Summarising the network with torchinfo...", max_entries=64)
+def cached_summary(variant: str, repeats: tuple[int, int, int]) -> ModelSummary:
+    return summarize(make_config(variant, repeats=repeats))
+
+
+def summary_of(config: InceptionResNetConfig) -> ModelSummary:
+    r = config.repeats
+    return cached_summary(config.variant, (r.a, r.b, r.c))

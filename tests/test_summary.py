@@ -1,0 +1,76 @@
+"""torchinfo summaries by component, and the `summary` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from explorer.model import VARIANTS, build_model, make_config
+from explorer.summary import format_summary, shape_text, summarize
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_components_add_up_to_the_whole(variant):
+    summary = summarize(make_config(variant))
+    model = build_model(variant, device="meta")
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    assert sum(c.params for c in summary.components) == summary.params
+    assert [c.key for c in summary.components] == [c.key for c in model.components]
+    assert summary.output_shape == (1, 1000)
+
+
+def test_released_summary_matches_the_known_figures():
+    summary = summarize(make_config("released"))
+    assert summary.params == 55_843_464
+    shapes = {c.key: shape_text(c.output_shape) for c in summary.components}
+    assert shapes["block_a"] == "35x35x320"
+    assert shapes["block_b"] == "17x17x1088"
+    assert shapes["block_c"] == "8x8x2080"
+    assert shapes["final_conv"] == "8x8x1536"
+    # timm's model card lists 13.2 GMACs for inception_resnet_v2 at 299x299
+    assert round(summary.macs / 1e9, 1) == 13.2
+
+
+def test_summary_follows_the_repeats():
+    full = summarize(make_config("released"))
+    short = summarize(make_config("released", repeats=(5, 10, 5)))
+    block = {c.key: c for c in full.components}
+    fewer = {c.key: c for c in short.components}
+    assert fewer["block_a"].params * 2 == block["block_a"].params
+    assert fewer["block_b"].params * 2 == block["block_b"].params
+    assert fewer["stem"] == block["stem"]
+    assert "x5" in fewer["block_a"].title
+
+
+def test_format_lists_each_component_and_the_total():
+    summary = summarize(make_config("paper-v1"))
+    text = format_summary(summary, depth=3)
+    for comp in summary.components:
+        assert comp.title in text
+    assert f"Total: {summary.params:,} parameters" in text
+    assert "repeat.0.branch1" in text  # depth 3 reaches the branches
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_summary_prints_components():
+    result = run_cli("summary", "--variant", "paper-v2")
+    assert result.returncode == 0, result.stderr
+    summary = summarize(make_config("paper-v2"))
+    assert f"{summary.params:,} parameters" in result.stdout
+    assert "Inception-ResNet-B x10: output 17x17x1152" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("summary", "--variant", "v9"), ("summary", "--repeats", "0", "1", "1"), ("summary", "--depth", "x")],
+)
+def test_cli_bad_input_is_one_line_without_traceback(args):
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].count("error") == 1

@@ -6,5 +6,6 @@ st.set_page_config(page_title="Inception-ResNet-v2 Explorer", layout="wide")
 st.navigation(
     [
         st.Page("explorer/pages/overview.py", title="Network", default=True),
+        st.Page("explorer/pages/counts.py", title="Layer counts", url_path="counts"),
     ]
 ).run()

@@ -1,8 +1,14 @@
-"""Command line: ``python -m explorer summary [--variant V] [--depth N]``."""
+"""Command line over the explorer's library.
+
+python -m explorer summary [--variant V] [--depth N] [--repeats A B C]
+python -m explorer counts  [--variant V] [--format table|json|csv] [--repeats A B C]
+python -m explorer claims  [--format table|json]
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from explorer.model import VARIANTS, make_config
@@ -11,8 +17,67 @@ from explorer.model import VARIANTS, make_config
 def _summary(args: argparse.Namespace) -> int:
     from explorer.summary import format_summary, summarize
 
-    overrides = {"repeats": tuple(args.repeats)} if args.repeats else {}
-    print(format_summary(summarize(make_config(args.variant, **overrides)), depth=args.depth))
+    print(format_summary(summarize(make_config(args.variant, **_overrides(args))), depth=args.depth))
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {"repeats": tuple(args.repeats)} if args.repeats else {}
+
+
+def _counts(args: argparse.Namespace) -> int:
+    import json
+
+    from explorer.counting import count_layers, format_counts, to_csv
+
+    counts = count_layers(make_config(args.variant, **_overrides(args)))
+    if args.format == "json":
+        print(json.dumps(counts.to_json(), indent=2))
+    elif args.format == "csv":
+        print(to_csv(counts), end="")
+    else:
+        print(format_counts(counts))
+    return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from explorer.claims import check_claims
+    from explorer.counting import count_layers, reconcile
+
+    counts = {variant: count_layers(make_config(variant)) for variant in VARIANTS}
+    figures = reconcile(list(counts.values()))
+    claims = check_claims(counts)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "published_figures": [
+                        {
+                            "figure": f.figure.says,
+                            "source": f.figure.source,
+                            "reproduced_by": [dataclasses.asdict(c) for c in f.reproduced_by],
+                            "nearest": [dataclasses.asdict(c) for c in f.nearest],
+                            "explanation": f.explanation,
+                        }
+                        for f in figures
+                    ],
+                    "claims": [dataclasses.asdict(c) for c in claims],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print("Published figures")
+    for f in figures:
+        print(f"- {f.figure.says} ({f.figure.source}): {f.explanation}")
+    print("\nClaims from the source texts")
+    for claim in claims:
+        print(f"- [{claim.source}] {claim.claim}")
+        for v in claim.verdicts:
+            print(f"    {v.variant:<9} {v.verdict:<12} {v.evidence}")
     return 0
 
 
@@ -25,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--depth", type=int, default=1, help="module levels to list in each component (default 1)")
     summary.add_argument("--repeats", type=int, nargs=3, metavar=("A", "B", "C"), help="blocks of each type")
     summary.set_defaults(run=_summary)
+
+    counts = commands.add_parser("counts", help="layer counts under every convention, component by component")
+    counts.add_argument("--variant", choices=list(VARIANTS), default="released")
+    counts.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    counts.add_argument("--repeats", type=int, nargs=3, metavar=("A", "B", "C"), help="blocks of each type")
+    counts.set_defaults(run=_counts)
+
+    claims = commands.add_parser("claims", help="published figures and the source texts' claims, checked")
+    claims.add_argument("--format", choices=("table", "json"), default="table")
+    claims.set_defaults(run=_claims)
     return parser
 
 
@@ -32,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # the reader (head, less) left early: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (keeps the interpreter's final flush quiet)
+        return 0
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -170,7 +170,8 @@ class InceptionResNetBlock(ConcatBranches):
             self.add_module(f"branch{index}", branch)
         concat_channels = sum(_out_channels(branch) for branch in branches)
         self.conv2d = nn.Conv2d(concat_channels, in_channels, 1)
-        self.act = nn.ReLU() if activate else nn.Identity()
+        # No module at all when there is no activation, so module counts see none.
+        self.act = nn.ReLU() if activate else None
         self.scale = scale
         self.activate = activate
         self.out_channels = in_channels
@@ -180,7 +181,8 @@ class InceptionResNetBlock(ConcatBranches):
         return self.conv2d(super().forward(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(x + self.scale * self.residual(x))
+        out = x + self.scale * self.residual(x)
+        return out if self.act is None else self.act(out)
 
 
 def _out_channels(branch: nn.Module) -> int:

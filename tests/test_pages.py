@@ -44,3 +44,37 @@ def test_network_page_follows_variant_and_repeats(app):
     assert "Inception-ResNet-A x2" in titles
     fewer = summarize(make_config("paper-v2", repeats=(2, 10, 5)))
     assert metric(app, "Parameters") == f"{fewer.params / 1e6:.2f} M"
+
+
+COUNTS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "counts.py")
+
+
+def test_counts_page_answers_with_every_convention():
+    from explorer.counting import count_layers
+
+    page = AppTest.from_file(COUNTS_PAGE, default_timeout=300).run()
+    assert not page.exception
+    counts = count_layers(make_config("released"))
+    answer = page.dataframe[0].value
+    assert answer["convention"].tolist() == [c.name for c in counts.conventions]
+    assert answer["total"].tolist() == [c.total for c in counts.conventions]
+    assert metric(page, "Total") == str(counts.conventions[0].total)
+    page.selectbox(key="convention").select("Layers with weights (Keras 'Depth')").run()
+    assert metric(page, "Total") == "449"
+    figures = page.dataframe[2].value
+    assert figures.loc[figures["figure"] == "164 layers deep", "reproduced"].item() == "no"
+    claims = page.dataframe[3].value
+    assert {"true", "false", "partly"} <= set(claims["verdict"])
+    labels = [b.label for b in page.get("download_button")]
+    assert labels == ["Download CSV", "Download JSON"]
+
+
+def test_counts_page_follows_the_repeats_slider():
+    from explorer.counting import count_layers
+
+    page = AppTest.from_file(COUNTS_PAGE, default_timeout=300).run()
+    page.sidebar.slider[0].set_value(5).run()  # ten A blocks down to five
+    assert not page.exception
+    counts = count_layers(make_config("released", repeats=(5, 20, 10)))
+    assert page.dataframe[0].value["total"].tolist() == [c.total for c in counts.conventions]
+    assert "Inception-ResNet-A x5" in page.dataframe[1].value["component"].tolist()

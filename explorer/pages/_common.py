@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer.claims import Claim, check_claims
+from explorer.counting import LayerCounts, Reconciliation, count_layers, reconcile
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
 from explorer.summary import ModelSummary, summarize
 
@@ -51,3 +53,25 @@ def cached_summary(variant: str, repeats: tuple[int, int, int]) -> ModelSummary:
 def summary_of(config: InceptionResNetConfig) -> ModelSummary:
     r = config.repeats
     return cached_summary(config.variant, (r.a, r.b, r.c))
+
+
+@st.cache_data(show_spinner="Tracing the network and counting its layers...", max_entries=64)
+def cached_counts(variant: str, repeats: tuple[int, int, int]) -> LayerCounts:
+    return count_layers(make_config(variant, repeats=repeats))
+
+
+def counts_of(config: InceptionResNetConfig) -> LayerCounts:
+    r = config.repeats
+    return cached_counts(config.variant, (r.a, r.b, r.c))
+
+
+@st.cache_data(show_spinner="Checking published figures and claims on every variant...")
+def published_checks() -> tuple[list[Reconciliation], list[Claim]]:
+    """Published figures and seed claims, against the unmodified variants."""
+    counts = {variant: cached_counts(variant, _default_repeats(variant)) for variant in VARIANTS}
+    return reconcile(list(counts.values())), check_claims(counts)
+
+
+def _default_repeats(variant: str) -> tuple[int, int, int]:
+    r = VARIANTS[variant].repeats
+    return (r.a, r.b, r.c)

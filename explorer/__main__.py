@@ -81,6 +81,28 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from explorer.graph import block_graph, network_graph, render, trace_network
+
+    fmt = args.format or (args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "dot")
+    if fmt not in ("dot", "svg", "png"):
+        raise ValueError(f"cannot tell the format from {args.output!r}; give --format dot, svg or png")
+    if fmt == "png" and not args.output:
+        raise ValueError("PNG is binary: give -o FILE")
+    traced = trace_network(make_config(args.variant, **_overrides(args)))
+    if args.block:
+        graph = block_graph(traced, args.block, direction=args.direction or "BT")
+    else:
+        graph = network_graph(traced, args.level, direction=args.direction or "TB")
+    data = render(graph, fmt)
+    if args.output:
+        with open(args.output, "wb") as file:
+            file.write(data)
+    else:
+        sys.stdout.write(data.decode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -100,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     claims = commands.add_parser("claims", help="published figures and the source texts' claims, checked")
     claims.add_argument("--format", choices=("table", "json"), default="table")
     claims.set_defaults(run=_claims)
+
+    graph = commands.add_parser("graph", help="the block graph, from the whole network down to one block")
+    graph.add_argument("--variant", choices=list(VARIANTS), default="released")
+    graph.add_argument("--level", choices=("overview", "expanded"), default="overview")
+    graph.add_argument("--block", help="draw one block's inside, e.g. repeat_1.0 or mixed_6a")
+    graph.add_argument("--format", choices=("dot", "svg", "png"), help="default: from -o's suffix, else dot")
+    graph.add_argument("--direction", choices=("TB", "LR", "BT"), help="default TB, BT for a block (as the paper)")
+    graph.add_argument("--repeats", type=int, nargs=3, metavar=("A", "B", "C"), help="blocks of each type")
+    graph.add_argument("-o", "--output", help="write to FILE instead of standard output")
+    graph.set_defaults(run=_graph)
     return parser
 
 
@@ -110,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (head, less) left early: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (keeps the interpreter's final flush quiet)
         return 0
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

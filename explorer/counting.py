@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from explorer.model import InceptionResNetConfig, InceptionResNetV2
 from explorer.summary import shape_text, summarize
@@ -68,34 +69,42 @@ class Operation:
     target: str
     keras_layer: str | None
     inputs: tuple[int, ...]
+    scope: str  # the module that performs it: the called module, or the one whose forward calls it
+    shape: tuple[int, ...] | None = None  # output shape, when traced with shapes
 
 
-def trace_operations(model: InceptionResNetV2) -> list[Operation]:
-    """The forward pass as operations in execution order, each with its kind and component."""
+def trace_operations(model: InceptionResNetV2, with_shapes: bool = False) -> list[Operation]:
+    """The forward pass as operations in execution order, each with its kind and component.
+
+    ``with_shapes`` also runs the trace on a ``meta`` input of the config's size (no arithmetic,
+    a few seconds) to record every operation's output shape.
+    """
     component_of = {name: comp.key for comp in model.components for name in comp.modules}
     graph = fx.symbolic_trace(model)
+    if with_shapes:
+        size = model.config.input_size
+        ShapeProp(graph).propagate(torch.empty(1, model.config.in_channels, size, size, device="meta"))
     index: dict[str, int] = {}
     ops: list[Operation] = []
     for node in graph.graph.nodes:
         if node.op == "output":
             continue
         if node.op == "placeholder":
-            kind, keras, component, target = "input", "InputLayer", model.components[0].key, node.name
+            kind, keras, component, target, scope = "input", "InputLayer", model.components[0].key, node.name, ""
         elif node.op == "call_module":
             kind, keras = _module_kind(graph.get_submodule(node.target))
-            component, target = component_of[node.target.split(".")[0]], node.target
+            component, target, scope = component_of[node.target.split(".")[0]], node.target, node.target
         elif node.op == "call_function" and node.target in _FUNCTION_KINDS:
             kind, keras = _FUNCTION_KINDS[node.target]
-            top = next(iter(node.meta.get("nn_module_stack", {})), "")
-            component, target = component_of[top.split(".")[0]], getattr(node.target, "__name__", str(node.target))
+            scope = list(node.meta.get("nn_module_stack", {}))[-1]
+            component, target = component_of[scope.split(".")[0]], getattr(node.target, "__name__", str(node.target))
         else:
             # A new kind of operation must be classified before anything is counted.
             raise ValueError(f"cannot classify traced operation {node.op} {node.target!r}")
-        ops.append(
-            Operation(
-                len(ops), node.name, kind, component, target, keras, tuple(index[n.name] for n in node.all_input_nodes)
-            )
-        )
+        inputs = tuple(index[n.name] for n in node.all_input_nodes)
+        meta = node.meta.get("tensor_meta")
+        shape = tuple(meta.shape) if meta is not None else None
+        ops.append(Operation(len(ops), node.name, kind, component, target, keras, inputs, scope, shape))
         index[node.name] = len(ops) - 1
     return ops
 

@@ -78,3 +78,22 @@ def test_counts_page_follows_the_repeats_slider():
     counts = count_layers(make_config("released", repeats=(5, 20, 10)))
     assert page.dataframe[0].value["total"].tolist() == [c.total for c in counts.conventions]
     assert "Inception-ResNet-A x5" in page.dataframe[1].value["component"].tolist()
+
+
+GRAPH_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "graph.py")
+
+
+def test_graph_page_draws_the_overview_and_drills_into_a_block():
+    page = AppTest.from_file(GRAPH_PAGE, default_timeout=300).run()
+    assert not page.exception
+    chart = page.get("graphviz_chart")[0].proto.spec
+    assert "Block35 x 10" in chart and "17x17x1088" in chart
+    page.radio(key="graph_view").set_value("One block").run()
+    page.selectbox(key="graph_block").select("mixed_7a").run()
+    assert not page.exception
+    chart = page.get("graphviz_chart")[0].proto.spec
+    assert "3x3 conv, 320, stride 2, valid" in chart
+    rows = page.dataframe[0].value
+    assert rows["module"].iloc[0] == "mixed_7a" and rows["params"].iloc[0] == 3_880_960
+    labels = [b.label for b in page.get("download_button")]
+    assert labels[0] == "Download DOT"

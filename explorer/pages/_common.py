@@ -10,6 +10,7 @@ import streamlit as st
 
 from explorer.claims import Claim, check_claims
 from explorer.counting import LayerCounts, Reconciliation, count_layers, reconcile
+from explorer.graph import GraphRenderError, TracedNetwork, render, trace_network
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
 from explorer.summary import ModelSummary, summarize
 
@@ -75,3 +76,25 @@ def published_checks() -> tuple[list[Reconciliation], list[Claim]]:
 def _default_repeats(variant: str) -> tuple[int, int, int]:
     r = VARIANTS[variant].repeats
     return (r.a, r.b, r.c)
+
+
+@st.cache_resource(show_spinner="Tracing the network's shapes...", max_entries=32)
+def cached_trace(variant: str, repeats: tuple[int, int, int]) -> TracedNetwork:
+    """Shared by every session and never modified (a meta-device model and its traced operations)."""
+    return trace_network(make_config(variant, repeats=repeats))
+
+
+def trace_of(config: InceptionResNetConfig) -> TracedNetwork:
+    r = config.repeats
+    return cached_trace(config.variant, (r.a, r.b, r.c))
+
+
+@st.cache_data(show_spinner="Rendering with Graphviz...", max_entries=128)
+def cached_render(dot_source: str, fmt: str) -> bytes | None:
+    """SVG or PNG bytes of a DOT source, or None when Graphviz's dot is missing."""
+    import graphviz
+
+    try:
+        return render(graphviz.Source(dot_source), fmt)
+    except GraphRenderError:
+        return None

@@ -1,0 +1,297 @@
+"""Graphviz pictures of the network, drawn from the built model and its traced forward pass.
+
+Three levels, all from the same ``torch.fx`` trace with shapes (:func:`trace_network`), so a
+picture can never disagree with the code:
+
+- ``overview``: one node per component (``Block35 x 10``), with its parameter count;
+- ``expanded``: one node per block (``repeat.0`` ... ``repeat.9``), grouped by component;
+- block detail (:func:`block_graph`): one block's branches with kernel sizes, strides, padding and
+  channels, the concatenation, the linear 1x1, the residual scale, the addition and the ReLU,
+  drawn bottom-up as the paper's figures are.
+
+Every edge carries the shape of the tensor on it (height x width x channels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import graphviz
+from torch import nn
+
+from explorer.counting import Operation, trace_operations
+from explorer.model import ConvBnRelu, InceptionResNetBlock, InceptionResNetConfig, InceptionResNetV2, RepeatedBlocks
+from explorer.palette import COMPONENT_COLOURS
+from explorer.summary import shape_text
+
+LEVELS = ("overview", "expanded")
+FORMATS = ("dot", "svg", "png")
+DIRECTIONS = {"top to bottom": "TB", "left to right": "LR", "bottom to top": "BT"}
+
+_FONT = "Helvetica"
+
+
+class GraphRenderError(RuntimeError):
+    """Graphviz could not render a graph (most often: its ``dot`` program is not installed)."""
+
+
+@dataclass(frozen=True)
+class TracedNetwork:
+    """A variant's model (on the meta device) and its traced operations with shapes."""
+
+    model: InceptionResNetV2
+    ops: list[Operation]
+
+    def ops_in(self, scope: str) -> list[Operation]:
+        return [op for op in self.ops if _within(op.scope, scope)]
+
+    def output_shape(self, scope: str) -> tuple[int, ...]:
+        return self.ops_in(scope)[-1].shape or ()
+
+    def params(self, scope: str) -> int:
+        return sum(p.numel() for p in self.model.get_submodule(scope).parameters())
+
+
+def _within(scope: str, name: str) -> bool:
+    return scope == name or scope.startswith(name + ".")
+
+
+def trace_network(config: InceptionResNetConfig) -> TracedNetwork:
+    model = InceptionResNetV2(config, device="meta").eval()
+    return TracedNetwork(model, trace_operations(model, with_shapes=True))
+
+
+def _digraph(name: str, direction: str, ranksep: float = 0.3) -> graphviz.Digraph:
+    graph = graphviz.Digraph(name)
+    graph.attr(rankdir=direction, ranksep=str(ranksep), nodesep="0.25", fontname=_FONT, newrank="true")
+    graph.attr("node", shape="box", style="rounded,filled", fontname=_FONT, fontsize="11", penwidth="1.2")
+    graph.attr("edge", fontname=_FONT, fontsize="9", color="#555555", arrowsize="0.7")
+    return graph
+
+
+def _fill(key: str) -> dict[str, str]:
+    colour = COMPONENT_COLOURS[key]
+    return {"fillcolor": colour + "33", "color": colour}  # translucent fill, solid border
+
+
+def _params(n: int) -> str:
+    return f"{n:,} params"
+
+
+def _input_node(graph: graphviz.Digraph) -> str:
+    graph.node("input", "Input", shape="oval", style="filled", fillcolor="#ffffff", color="#555555")
+    return "input"
+
+
+# --------------------------------------------------------------------------------------------
+# Whole network
+# --------------------------------------------------------------------------------------------
+
+
+def network_graph(traced: TracedNetwork, level: str = "overview", direction: str = "TB") -> graphviz.Digraph:
+    """The whole network: one node per component (``overview``) or per block (``expanded``)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; expected one of: {', '.join(LEVELS)}")
+    model = traced.model
+    graph = _digraph(f"{model.config.variant}-{level}", direction, ranksep=0.25 if level == "expanded" else 0.35)
+    previous = _input_node(graph)
+    shape = traced.ops[0].shape or ()
+    for comp in model.components:
+        nodes = _component_nodes(traced, comp.key, comp.modules, level)
+        target = graph
+        if level == "expanded" and len(nodes) > 1:
+            target = graphviz.Digraph(f"cluster_{comp.key}")
+            target.attr(label=comp.title, style="rounded", color=COMPONENT_COLOURS[comp.key], fontname=_FONT)
+        for node_id, label, scope_shape in nodes:
+            target.node(node_id, label, **_fill(comp.key))
+            graph.edge(previous, node_id, label=shape_text(shape))
+            previous, shape = node_id, scope_shape
+        if target is not graph:
+            graph.subgraph(target)
+    graph.node("output", f"Logits\n{model.config.num_classes} classes", shape="oval", style="filled",
+               fillcolor="#ffffff", color="#555555")  # fmt: skip
+    graph.edge(previous, "output", label=shape_text(shape))
+    return graph
+
+
+def _component_nodes(
+    traced: TracedNetwork, key: str, modules: tuple[str, ...], level: str
+) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(node id, label, output shape) for a component's nodes at this level."""
+    model = traced.model
+    if key == "head" or level == "expanded":
+        nodes = []
+        for name in modules:
+            module = model.get_submodule(name)
+            scopes = [f"{name}.{i}" for i in range(len(module))] if isinstance(module, RepeatedBlocks) else [name]
+            for scope in scopes:
+                nodes.append((_node_id(scope), _block_label(traced, scope), traced.output_shape(scope)))
+        return nodes
+    label = _component_label(traced, key, modules)
+    params = sum(traced.params(name) for name in modules)
+    return [(key, f"{label}\n{_params(params)}", traced.output_shape(modules[-1]))]
+
+
+def _node_id(scope: str) -> str:
+    return scope.replace(".", "_")
+
+
+def _component_label(traced: TracedNetwork, key: str, modules: tuple[str, ...]) -> str:
+    model = traced.model
+    comp = next(c for c in model.components if c.key == key)
+    if key in ("block_a", "block_b", "block_c"):
+        paper_name = comp.title.rsplit(" x", 1)[0]
+        runs = [model.get_submodule(name) for name in modules]
+        first = next(iter(runs[0])) if isinstance(runs[0], RepeatedBlocks) and len(runs[0]) else runs[-1]
+        counts = [len(m) if isinstance(m, RepeatedBlocks) else 1 for m in runs]
+        repeat = " + ".join(str(n) for n in counts if n)
+        return f"{type(first).__name__} x {repeat}\n{paper_name}"
+    if len(modules) == 1:
+        module = model.get_submodule(modules[0])
+        return f"{comp.title}\n{modules[0]} ({type(module).__name__})"
+    return f"{comp.title}\n{modules[0]} ... {modules[-1]}"
+
+
+def _block_label(traced: TracedNetwork, scope: str) -> str:
+    module = traced.model.get_submodule(scope)
+    lines = [f"{scope} ({type(module).__name__})"]
+    if isinstance(module, nn.Sequential) and any(isinstance(m, nn.AdaptiveAvgPool2d) for m in module):
+        lines = [f"{scope}: global average pool"]
+    elif isinstance(module, nn.Linear):
+        lines = [f"{scope}: FC, {module.in_features} -> {module.out_features}"]
+    elif isinstance(module, nn.Dropout):
+        lines = [f"{scope}: dropout, p = {module.p:g}"]
+    elif isinstance(module, InceptionResNetBlock):
+        lines.append(f"scale {module.scale:g}" + ("" if module.activate else ", no ReLU"))
+    elif isinstance(module, ConvBnRelu):
+        lines.append(_conv_text(module.conv))
+    params = traced.params(scope)
+    if params:
+        lines.append(_params(params))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# One block
+# --------------------------------------------------------------------------------------------
+
+
+def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> graphviz.Digraph:
+    """One block's inside: branches, concatenation, linear 1x1, scale, addition and ReLU.
+
+    Each conv-BN-ReLU unit inside the block is one node, as the paper draws it.
+    """
+    names = traced.model.block_names() + [n for c in traced.model.components if c.key == "head" for n in c.modules]
+    if block not in names:
+        raise ValueError(f"unknown block {block!r}; blocks are: {', '.join(names)}")
+    model = traced.model
+    ops = traced.ops_in(block)
+    key = ops[0].component
+    graph = _digraph(f"{model.config.variant}-{block}", direction, ranksep=0.3)
+    graph.attr(label=f"{block} ({type(model.get_submodule(block)).__name__})", labelloc="t", fontsize="14")
+
+    def group(op: Operation) -> str:
+        unit = op.scope.rsplit(".", 1)[0]
+        if unit != block and _within(unit, block) and isinstance(model.get_submodule(unit), ConvBnRelu):
+            return unit
+        return op.name
+
+    groups: dict[str, list[Operation]] = {}
+    for op in ops:
+        groups.setdefault(group(op), []).append(op)
+
+    branches: dict[str, graphviz.Digraph] = {}
+    for node_id, members in groups.items():
+        label, attrs = _detail_node(model, node_id, members, key)
+        branch = _branch_of(members[0].scope, block)
+        if branch is None:
+            graph.node(_node_id(node_id), label, **attrs)
+            continue
+        if branch not in branches:
+            branches[branch] = graphviz.Digraph(f"cluster_{_node_id(branch)}")
+            branches[branch].attr(label=branch.rsplit(".", 1)[-1], style="dashed", color="#bbbbbb", fontsize="9",
+                                  fontname=_FONT)  # fmt: skip
+        branches[branch].node(_node_id(node_id), label, **attrs)
+    for sub in branches.values():
+        graph.subgraph(sub)
+
+    _input_node(graph)
+    seen = set()
+    for op in ops:
+        for i in op.inputs:
+            source = traced.ops[i]
+            src = _node_id(group(source)) if _within(source.scope, block) else "input"
+            dst = _node_id(group(op))
+            if src != dst and (src, dst) not in seen:
+                seen.add((src, dst))
+                graph.edge(src, dst, label=shape_text(source.shape or ()))
+    graph.node("output", "Output", shape="oval", style="filled", fillcolor="#ffffff", color="#555555")
+    graph.edge(_node_id(group(ops[-1])), "output", label=shape_text(ops[-1].shape or ()))
+    return graph
+
+
+def _branch_of(scope: str, block: str) -> str | None:
+    rest = scope[len(block) + 1 :].split(".") if scope != block else []
+    return f"{block}.{rest[0]}" if rest and rest[0].startswith("branch") else None
+
+
+def _conv_text(conv: nn.Conv2d) -> str:
+    kh, kw = conv.kernel_size
+    parts = [f"{kh}x{kw} conv, {conv.out_channels}"]
+    if conv.stride != (1, 1):
+        parts.append(f"stride {conv.stride[0]}")
+    if max(kh, kw) > 1 and conv.padding == (0, 0):
+        parts.append("valid")
+    return ", ".join(parts)
+
+
+def _detail_node(model: InceptionResNetV2, node_id: str, members: list[Operation], key: str) -> tuple[str, dict]:
+    op = members[0]
+    if len(members) > 1:  # a conv-BN-ReLU unit
+        unit = model.get_submodule(node_id)
+        return f"{_conv_text(unit.conv)}\nBN, ReLU", _fill(key)
+    module = model.get_submodule(op.scope) if op.scope else None
+    if op.kind == "conv":
+        linear = "linear 1x1: no BN, no ReLU" if isinstance(model.get_submodule(op.scope.rsplit(".", 1)[0]),
+                                                               InceptionResNetBlock) else "conv"  # fmt: skip
+        return f"{_conv_text(module)}\n{linear}", {"fillcolor": "#ffffff", "color": COMPONENT_COLOURS[key],
+                                                   "style": "rounded,filled,dashed"}  # fmt: skip
+    if op.kind == "pooling":
+        kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+        if isinstance(module, nn.AdaptiveAvgPool2d):
+            return "global avg pool", {"fillcolor": "#eeeeee", "color": "#888888"}
+        k, s, p = module.kernel_size, module.stride, module.padding
+        return f"{k}x{k} {kind} pool\nstride {s}, {'valid' if p == 0 else 'same'}", {"fillcolor": "#eeeeee",
+                                                                                      "color": "#888888"}  # fmt: skip
+    if op.kind == "concat":
+        return "Filter concat", {"fillcolor": "#eeeeee", "color": "#888888"}
+    if op.kind == "scaling":
+        return f"x {model.get_submodule(op.scope).scale:g}", {"shape": "circle", "fillcolor": "#ffffff"}
+    if op.kind == "residual_add":
+        return "+", {"shape": "circle", "fillcolor": "#ffffff", "fontsize": "16"}
+    if op.kind == "activation":
+        return "ReLU", {"shape": "box", "fillcolor": "#ffffff", "color": "#555555"}
+    if op.kind == "batch_norm":
+        return "batch norm", _fill(key)
+    if op.kind == "fc":
+        return f"FC {module.in_features} -> {module.out_features}", _fill(key)
+    return type(module).__name__ if module is not None else op.kind, {"fillcolor": "#ffffff"}
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def render(graph: graphviz.Digraph | graphviz.Source, fmt: str) -> bytes:
+    """The graph as DOT source, SVG or PNG. SVG and PNG need Graphviz's ``dot`` program."""
+    if fmt == "dot":
+        return graph.source.encode()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    try:
+        return graph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise GraphRenderError("Graphviz's dot program is not installed (Debian: apt-get install graphviz)") from None
+    except graphviz.CalledProcessError as error:
+        raise GraphRenderError(f"dot failed: {error.stderr.decode(errors='replace').strip()}") from None

@@ -8,5 +8,6 @@ st.navigation(
         st.Page("explorer/pages/overview.py", title="Network", default=True),
         st.Page("explorer/pages/counts.py", title="Layer counts", url_path="counts"),
         st.Page("explorer/pages/graph.py", title="Block graph", url_path="graph"),
+        st.Page("explorer/pages/activations.py", title="Activations", url_path="activations"),
     ]
 ).run()

@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from explorer.model import VARIANTS, make_config
+
+if TYPE_CHECKING:
+    from explorer.inference import Engine, InferenceResult
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -103,6 +107,80 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_engine(weights: str | None, device: str, top_k: int = 8, variant: str = "released") -> Engine:
+    """An inference engine with the weights the user named (random when none)."""
+    from explorer.inference import Engine
+    from explorer.weights import load_hub_weights, load_weights_file, random_weights
+
+    config = make_config(variant)
+    if weights is None:
+        model, info = random_weights(config)
+    elif weights == "hub" or weights.startswith("hub:"):
+        tag = weights.partition(":")[2] or "tf_in1k"
+        model, info = load_hub_weights(config, tag, progress=_stderr_progress)
+    else:
+        model, info = load_weights_file(weights, config)
+    return Engine(model, info, device=device, top_k=top_k)
+
+
+def _stderr_progress(done: int, total: int) -> None:
+    if total and sys.stderr.isatty():
+        print(f"\rdownloading weights: {done / total:6.1%} of {total / 2**20:.0f} MB", end="", file=sys.stderr)
+
+
+def _infer(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from explorer.heatmaps import colourise, png_bytes
+    from explorer.images import ImageError, load_image
+
+    engine = load_engine(args.weights, args.device, args.top_k)
+    if engine.weights.random:
+        print("note: random weights, predictions are meaningless (give --weights FILE or --weights hub)",
+              file=sys.stderr)  # fmt: skip
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            loaded = load_image(path)
+        except ImageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        result = engine.run(loaded.image, loaded.notes)
+        results.append((path, result))
+        if args.out:
+            folder = Path(args.out) if len(args.images) == 1 else Path(args.out) / Path(path).stem
+            folder.mkdir(parents=True, exist_ok=True)
+            for block in result.blocks:
+                (folder / f"{block.name}_mean.png").write_bytes(png_bytes(colourise(block.mean)))
+                (folder / f"{block.name}_max.png").write_bytes(png_bytes(colourise(block.max)))
+                for channel, channel_map in zip(block.top_channels, block.top_maps, strict=True):
+                    (folder / f"{block.name}_channel{channel}.png").write_bytes(png_bytes(colourise(channel_map)))
+    if args.format == "json":
+        documents = [{"image": str(path), **result.to_json()} for path, result in results]
+        if documents:
+            print(json.dumps(documents[0] if len(args.images) == 1 else documents, indent=2))
+    else:
+        for path, result in results:
+            print(_infer_table(path, result))
+    return 1 if failed else 0
+
+
+def _infer_table(path: str, result: InferenceResult) -> str:
+    lines = [f"{path}: {result.weights} on {result.device}, {result.timings_ms['total']:.0f} ms"]
+    lines += [f"  {p.probability:7.2%}  {p.label}" for p in result.top5]
+    lines.append(f"  {'block':<14} {'shape (CxHxW)':>15} {'mean':>9} {'std':>9} {'zeros':>7} {'residual':>9}")
+    for b in result.blocks:
+        ratio = f"{b.stats.residual_ratio:9.3f}" if b.stats.residual_ratio is not None else f"{'':>9}"
+        shape = "x".join(map(str, b.shape))
+        lines.append(
+            f"  {b.name:<14} {shape:>15} {b.stats.mean:9.4f} {b.stats.std:9.4f} {b.stats.zero_fraction:7.1%} {ratio}"
+        )
+    lines += [f"  note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -132,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--repeats", type=int, nargs=3, metavar=("A", "B", "C"), help="blocks of each type")
     graph.add_argument("-o", "--output", help="write to FILE instead of standard output")
     graph.set_defaults(run=_graph)
+
+    infer = commands.add_parser("infer", help="top-5 and every block's activations for images")
+    infer.add_argument("images", nargs="+", metavar="IMAGE")
+    infer.add_argument("--weights", help="a .safetensors/.pth file, or hub (tf_in1k) / hub:tf_ens_adv_in1k")
+    infer.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    infer.add_argument("--format", choices=("table", "json"), default="table")
+    infer.add_argument("--out", help="write each block's maps as PNG files into this folder")
+    infer.add_argument("--top-k", type=int, default=8, help="most active channels kept per block (default 8)")
+    infer.set_defaults(run=_infer)
     return parser
 
 
@@ -143,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (keeps the interpreter's final flush quiet)
         return 0
     except (ValueError, TypeError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
         return 2
 
 

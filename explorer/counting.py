@@ -523,8 +523,7 @@ def format_counts(counts: LayerCounts) -> str:
     lines.append("")
     lines += [f"  {conv.name}: {conv.definition}" for conv in counts.conventions]
     lines.append("")
-    short = {"conv": "conv", "batch_norm": "bn", "activation": "act", "pooling": "pool", "concat": "cat",
-             "scaling": "scale", "residual_add": "add", "fc": "fc", "other": "other"}  # fmt: skip
+    short = dict(zip(KINDS, ("conv", "bn", "act", "pool", "cat", "scale", "add", "fc", "other"), strict=True))
     header = f"{'component':<28}" + "".join(f"{short[k]:>6}" for k in KINDS) + f"{'params':>13}{'MACs':>16}  output"
     lines.append(header)
     for comp in (*counts.components, counts.whole):

@@ -78,8 +78,11 @@ def _params(n: int) -> str:
     return f"{n:,} params"
 
 
+_TERMINAL = {"shape": "oval", "style": "filled", "fillcolor": "#ffffff", "color": "#555555"}
+
+
 def _input_node(graph: graphviz.Digraph) -> str:
-    graph.node("input", "Input", shape="oval", style="filled", fillcolor="#ffffff", color="#555555")
+    graph.node("input", "Input", **_TERMINAL)
     return "input"
 
 
@@ -108,8 +111,7 @@ def network_graph(traced: TracedNetwork, level: str = "overview", direction: str
             previous, shape = node_id, scope_shape
         if target is not graph:
             graph.subgraph(target)
-    graph.node("output", f"Logits\n{model.config.num_classes} classes", shape="oval", style="filled",
-               fillcolor="#ffffff", color="#555555")  # fmt: skip
+    graph.node("output", f"Logits\n{model.config.num_classes} classes", **_TERMINAL)
     graph.edge(previous, "output", label=shape_text(shape))
     return graph
 
@@ -209,8 +211,9 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
             continue
         if branch not in branches:
             branches[branch] = graphviz.Digraph(f"cluster_{_node_id(branch)}")
-            branches[branch].attr(label=branch.rsplit(".", 1)[-1], style="dashed", color="#bbbbbb", fontsize="9",
-                                  fontname=_FONT)  # fmt: skip
+            branches[branch].attr(
+                label=branch.rsplit(".", 1)[-1], style="dashed", color="#bbbbbb", fontsize="9", fontname=_FONT
+            )
         branches[branch].node(_node_id(node_id), label, **attrs)
     for sub in branches.values():
         graph.subgraph(sub)
@@ -225,7 +228,7 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
             if src != dst and (src, dst) not in seen:
                 seen.add((src, dst))
                 graph.edge(src, dst, label=shape_text(source.shape or ()))
-    graph.node("output", "Output", shape="oval", style="filled", fillcolor="#ffffff", color="#555555")
+    graph.node("output", "Output", **_TERMINAL)
     graph.edge(_node_id(group(ops[-1])), "output", label=shape_text(ops[-1].shape or ()))
     return graph
 
@@ -245,37 +248,40 @@ def _conv_text(conv: nn.Conv2d) -> str:
     return ", ".join(parts)
 
 
+_PLAIN = {"fillcolor": "#eeeeee", "color": "#888888"}
+_OPERATOR = {"shape": "circle", "fillcolor": "#ffffff"}
+
+
 def _detail_node(model: InceptionResNetV2, node_id: str, members: list[Operation], key: str) -> tuple[str, dict]:
+    """Label and style of one node of a block's inside."""
     op = members[0]
     if len(members) > 1:  # a conv-BN-ReLU unit
-        unit = model.get_submodule(node_id)
-        return f"{_conv_text(unit.conv)}\nBN, ReLU", _fill(key)
+        return f"{_conv_text(model.get_submodule(node_id).conv)}\nBN, ReLU", _fill(key)
     module = model.get_submodule(op.scope) if op.scope else None
     if op.kind == "conv":
-        linear = "linear 1x1: no BN, no ReLU" if isinstance(model.get_submodule(op.scope.rsplit(".", 1)[0]),
-                                                               InceptionResNetBlock) else "conv"  # fmt: skip
-        return f"{_conv_text(module)}\n{linear}", {"fillcolor": "#ffffff", "color": COMPONENT_COLOURS[key],
-                                                   "style": "rounded,filled,dashed"}  # fmt: skip
-    if op.kind == "pooling":
+        owner = model.get_submodule(op.scope.rsplit(".", 1)[0])
+        role = "linear 1x1: no BN, no ReLU" if isinstance(owner, InceptionResNetBlock) else "conv"
+        linear_style = {"fillcolor": "#ffffff", "color": COMPONENT_COLOURS[key], "style": "rounded,filled,dashed"}
+        return f"{_conv_text(module)}\n{role}", linear_style
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return "global avg pool", _PLAIN
+    if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
         kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
-        if isinstance(module, nn.AdaptiveAvgPool2d):
-            return "global avg pool", {"fillcolor": "#eeeeee", "color": "#888888"}
-        k, s, p = module.kernel_size, module.stride, module.padding
-        return f"{k}x{k} {kind} pool\nstride {s}, {'valid' if p == 0 else 'same'}", {"fillcolor": "#eeeeee",
-                                                                                      "color": "#888888"}  # fmt: skip
+        k, stride, pad = module.kernel_size, module.stride, module.padding
+        return f"{k}x{k} {kind} pool\nstride {stride}, {'valid' if pad == 0 else 'same'}", _PLAIN
     if op.kind == "concat":
-        return "Filter concat", {"fillcolor": "#eeeeee", "color": "#888888"}
+        return "Filter concat", _PLAIN
     if op.kind == "scaling":
-        return f"x {model.get_submodule(op.scope).scale:g}", {"shape": "circle", "fillcolor": "#ffffff"}
+        return f"x {model.get_submodule(op.scope).scale:g}", _OPERATOR
     if op.kind == "residual_add":
-        return "+", {"shape": "circle", "fillcolor": "#ffffff", "fontsize": "16"}
+        return "+", {**_OPERATOR, "fontsize": "16"}
     if op.kind == "activation":
-        return "ReLU", {"shape": "box", "fillcolor": "#ffffff", "color": "#555555"}
+        return "ReLU", {"fillcolor": "#ffffff", "color": "#555555"}
     if op.kind == "batch_norm":
         return "batch norm", _fill(key)
-    if op.kind == "fc":
+    if isinstance(module, nn.Linear):
         return f"FC {module.in_features} -> {module.out_features}", _fill(key)
-    return type(module).__name__ if module is not None else op.kind, {"fillcolor": "#ffffff"}
+    return (type(module).__name__ if module is not None else op.kind), {"fillcolor": "#ffffff"}
 
 
 # --------------------------------------------------------------------------------------------

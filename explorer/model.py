@@ -180,9 +180,14 @@ class InceptionResNetBlock(ConcatBranches):
         """The residual branch before scaling: linear(concat(branches(x)))."""
         return self.conv2d(super().forward(x))
 
+    def forward_parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The block's output and the scaled residual that was added to the shortcut ``x``."""
+        scaled = self.scale * self.residual(x)
+        out = x + scaled
+        return (out if self.act is None else self.act(out)), scaled
+
     def forward(self, x: Tensor) -> Tensor:
-        out = x + self.scale * self.residual(x)
-        return out if self.act is None else self.act(out)
+        return self.forward_parts(x)[0]
 
 
 def _out_channels(branch: nn.Module) -> int:
@@ -647,11 +652,23 @@ class InceptionResNetV2(nn.Module):
         The outputs are the very tensors the next block consumes (nothing is copied); no hooks
         are involved, so concurrent calls on one shared eval-mode model do not interfere.
         """
+        logits, intermediates, _ = self.forward_intermediates_and_residuals(x, residuals=False)
+        return logits, intermediates
+
+    def forward_intermediates_and_residuals(
+        self, x: Tensor, residuals: bool = True
+    ) -> tuple[Tensor, OrderedDict[str, Tensor], OrderedDict[str, Tensor]]:
+        """As :meth:`forward_intermediates`, plus each residual block's scaled residual branch
+        (what is added to the shortcut), keyed by block name; empty when ``residuals`` is False."""
         intermediates: OrderedDict[str, Tensor] = OrderedDict()
+        scaled: OrderedDict[str, Tensor] = OrderedDict()
         for name, block in self.blocks():
-            x = block(x)
+            if residuals and isinstance(block, InceptionResNetBlock):
+                x, scaled[name] = block.forward_parts(x)
+            else:
+                x = block(x)
             intermediates[name] = x
-        return self.forward_head(x), intermediates
+        return self.forward_head(x), intermediates, scaled
 
 
 # --------------------------------------------------------------------------------------------
@@ -705,7 +722,13 @@ def build_model(
 
     >>> build_model("released", repeats=(5, 10, 5), scales=1.0)  # doctest: +SKIP
     """
-    config = make_config(variant, **overrides)
+    return model_from_config(make_config(variant, **overrides), seed=seed, device=device)
+
+
+def model_from_config(
+    config: InceptionResNetConfig, *, seed: int | None = 0, device: torch.device | str | None = None
+) -> InceptionResNetV2:
+    """Build the network a config describes, in eval mode, with seeded random weights."""
     if seed is None:
         return InceptionResNetV2(config, device=device).eval()
     # A private RNG stream: building a model must not disturb anyone else's random numbers.

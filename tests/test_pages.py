@@ -97,3 +97,46 @@ def test_graph_page_draws_the_overview_and_drills_into_a_block():
     assert rows["module"].iloc[0] == "mixed_7a" and rows["params"].iloc[0] == 3_880_960
     labels = [b.label for b in page.get("download_button")]
     assert labels[0] == "Download DOT"
+
+
+ACTIVATIONS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "activations.py")
+
+
+def test_activations_page_runs_a_sample():
+    page = AppTest.from_file(ACTIVATIONS_PAGE, default_timeout=300).run()
+    assert not page.exception
+    assert any("Random weights" in w.value for w in page.warning)
+    assert any("On **cpu** in" in c.value for c in page.caption)
+    page.select_slider(key="block").set_value("mixed_6a").run()
+    assert any(m.value == "**mixed_6a**: 17x17x1088" for m in page.markdown)
+    page.selectbox(key="cam_class").set_value(281).run()
+    page.toggle(key="compare").set_value(True).run()
+    assert not page.exception
+    assert sum("On **cpu** in" in c.value for c in page.caption) == 2  # two images side by side
+    labels = [b.label for b in page.get("download_button")]
+    assert labels.count("Map PNG") == 2 and labels.count("Result JSON") == 2
+
+
+def test_weights_file_on_the_server_can_be_chosen(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from explorer.model import build_model
+
+    save_file(build_model("released", seed=5).state_dict(), str(tmp_path / "mine.safetensors"))
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("EXPLORER_WEIGHTS_DIR", str(tmp_path))
+    page = AppTest.from_file(ACTIVATIONS_PAGE, default_timeout=300).run()
+    radio = page.sidebar.radio[0]
+    assert radio.options == [
+        "Random (seed 0)",
+        "File: broken.pth",
+        "File: mine.safetensors",
+        "Hub: tf_in1k",
+        "Hub: tf_ens_adv_in1k",
+    ]
+    radio.set_value("file:broken.pth").run()
+    assert any("not a readable PyTorch file" in e.value for e in page.error)
+    assert any("Random weights" in w.value for w in page.warning)  # the previous weights stay
+    page.sidebar.radio[0].set_value("file:mine.safetensors").run()
+    assert not page.exception
+    assert not any("Random weights" in w.value for w in page.warning)

@@ -11,8 +11,19 @@ import streamlit as st
 from explorer.claims import Claim, check_claims
 from explorer.counting import LayerCounts, Reconciliation, count_layers, reconcile
 from explorer.graph import GraphRenderError, TracedNetwork, render, trace_network
+from explorer.inference import Engine
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
 from explorer.summary import ModelSummary, summarize
+from explorer.weights import (
+    HUB_REPOS,
+    WeightsError,
+    download_hub_weights,
+    load_hub_weights,
+    load_weights_file,
+    local_weight_files,
+    random_weights,
+    weights_dir,
+)
 
 
 def _keep(name: str) -> None:
@@ -43,7 +54,14 @@ def variant_sidebar() -> InceptionResNetConfig:
             name = f"repeats_{variant}_{letter}"
             _widget_default(name, default)
             counts.append(st.slider(f"Inception-ResNet-{letter}", 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
-    return make_config(variant, repeats=tuple(counts))
+    config = make_config(variant, repeats=tuple(counts))
+    if weights_in_use(config) == RANDOM:
+        st.warning(
+            "Random weights: the shapes, counts and graphs are exact, but predictions and activation maps are "
+            "meaningless until real weights are loaded (sidebar, **Weights**).",
+            icon=":material/casino:",
+        )
+    return config
 
 
 @st.cache_data(show_spinner="Summarising the network with torchinfo...", max_entries=64)
@@ -98,3 +116,84 @@ def cached_render(dot_source: str, fmt: str) -> bytes | None:
         return render(graphviz.Source(dot_source), fmt)
     except GraphRenderError:
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# Weights and the inference engine
+# --------------------------------------------------------------------------------------------
+
+RANDOM = "random"
+
+
+def weights_in_use(config: InceptionResNetConfig) -> str:
+    """This session's weights: "random", "file:NAME" or "hub:TAG" (real weights fit only the released net)."""
+    chosen = st.session_state.get("weights", RANDOM)
+    return chosen if config == VARIANTS["released"] else RANDOM
+
+
+def _weights_label(key: str) -> str:
+    if key == RANDOM:
+        return "Random (seed 0)"
+    kind, _, name = key.partition(":")
+    return f"File: {name}" if kind == "file" else f"Hub: {name}"
+
+
+def weights_sidebar(config: InceptionResNetConfig) -> None:
+    """The weights picker: random, a file from the server's weights folder, or a Hub download."""
+    with st.sidebar.expander("Weights", expanded=weights_in_use(config) == RANDOM):
+        if config != VARIANTS["released"]:
+            st.caption(
+                "Real weights exist for the released network with its 10/20/10 blocks; this runs on random ones."
+            )
+            return
+        options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in HUB_REPOS]
+        current = st.session_state.get("weights", RANDOM)
+        choice = st.radio(
+            "Weights",
+            options,
+            index=options.index(current) if current in options else 0,
+            format_func=_weights_label,
+            label_visibility="collapsed",
+        )
+        st.caption(
+            f"Hub: timm's ImageNet ports of the TF-slim weights ({', '.join(HUB_REPOS.values())}), downloaded once "
+            f"into the Hugging Face cache. Files: `.safetensors` or `.pth` in `{weights_dir()}/` on the server."
+        )
+        if choice != current:
+            try:
+                if choice.startswith("hub:"):
+                    bar = st.progress(0.0, text="Downloading the weights...")
+                    download_hub_weights(
+                        choice.partition(":")[2],
+                        progress=lambda done, total: bar.progress(
+                            min(done / total, 1.0) if total else 0.0, text=f"Downloading: {done / 2**20:.0f} MB"
+                        ),
+                    )
+                    bar.empty()
+                cached_engine(config.variant, _default_repeats(config.variant), choice)
+            except WeightsError as error:
+                st.error(f"{error}. The weights in use stay as they were.")
+            else:
+                st.session_state["weights"] = choice
+                st.rerun()
+
+
+@st.cache_resource(show_spinner="Loading the model onto its device...", max_entries=4)
+def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
+    """One engine per (network, weights), shared read-only by every session."""
+    config = make_config(variant, repeats=repeats)
+    kind, _, name = weights.partition(":")
+    if kind == "file":
+        model, info = load_weights_file(weights_dir() / name, config)
+    elif kind == "hub":
+        model, info = load_hub_weights(config, name)
+    else:
+        model, info = random_weights(config)
+    return Engine(model, info)
+
+
+def engine_of(config: InceptionResNetConfig) -> tuple[Engine, tuple[str, tuple[int, int, int], str]]:
+    """This session's engine and the key that names it (for caching results)."""
+    r = config.repeats
+    key = (config.variant, (r.a, r.b, r.c), weights_in_use(config))
+    return cached_engine(*key), key

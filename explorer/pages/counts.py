@@ -38,9 +38,15 @@ per_component = pd.DataFrame(
     {"component": [titles[k] for k in chosen.per_component], "count": list(chosen.per_component.values())}
 )
 bars = px.bar(
-    per_component, x="count", y="component", orientation="h", color="component", color_discrete_map=colours,
-    text="count", title=f"{chosen.name}: {chosen.total} in all",
-)  # fmt: skip
+    per_component,
+    x="count",
+    y="component",
+    orientation="h",
+    color="component",
+    color_discrete_map=colours,
+    text="count",
+    title=f"{chosen.name}: {chosen.total} in all",
+)
 bars.update_layout(
     showlegend=False, yaxis={"categoryorder": "array", "categoryarray": per_component["component"][::-1]}
 )
@@ -65,9 +71,13 @@ kinds = pd.DataFrame(
     ]
 )
 stacked = px.bar(
-    kinds, x="component", y="layers", color="kind", title="What each component is made of",
+    kinds,
+    x="component",
+    y="layers",
+    color="kind",
+    title="What each component is made of",
     category_orders={"component": [c.title for c in counts.components], "kind": list(KINDS.values())},
-)  # fmt: skip
+)
 st.plotly_chart(stacked)
 
 reconciliations, claims = published_checks()

@@ -1,0 +1,221 @@
+"""What every block does with an image: top-5, activation maps, statistics across depth, Grad-CAM."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
+from explorer.images import ACCEPTED_FORMATS, ImageError, LoadedImage, load_image
+from explorer.inference import GradCam, InferenceResult
+from explorer.pages._common import engine_of, variant_sidebar, weights_sidebar
+
+SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
+SAMPLE_FILES = sorted(SAMPLES.glob("*.jpg"))
+UPLOAD_TYPES = ["avif", "bmp", "gif", "jpeg", "jpg", "png", "tif", "tiff", "webp"]
+
+config = variant_sidebar()
+weights_sidebar(config)
+engine, engine_key = engine_of(config)
+
+
+@st.cache_data(show_spinner="Running the network...", max_entries=64)
+def run_image(_key: tuple, data: bytes, name: str) -> tuple[InferenceResult | None, str | None]:
+    """The result for one image (cached by the engine's key and the image's bytes), or an error text."""
+    try:
+        loaded: LoadedImage = load_image(data, name)
+    except ImageError as error:
+        return None, str(error)
+    return engine.run(loaded.image, loaded.notes), None
+
+
+@st.cache_data(show_spinner="Computing Grad-CAM...", max_entries=64)
+def grad_cam(_key: tuple, data: bytes, block: str, class_index: int) -> GradCam:
+    return engine.grad_cam(load_image(data).image, block, class_index)
+
+
+def pick_image(slot: str, default_sample: int) -> tuple[str, bytes] | None:
+    """The image chosen in one slot: a sample, an upload or a camera shot."""
+    source = st.radio("Image from", ["Samples", "Upload", "Camera"], horizontal=True, key=f"source_{slot}")
+    if source == "Samples":
+        names = [p.stem for p in SAMPLE_FILES]
+        name = st.selectbox("Sample", names, index=default_sample % len(names), key=f"sample_{slot}")
+        path = SAMPLES / f"{name}.jpg"
+        return path.name, path.read_bytes()
+    if source == "Upload":
+        upload = st.file_uploader(f"An image ({', '.join(ACCEPTED_FORMATS)})", type=UPLOAD_TYPES, key=f"upload_{slot}")
+        return (upload.name, upload.getvalue()) if upload is not None else None
+    shot = st.camera_input("Take a picture", key=f"camera_{slot}")
+    return ("camera.jpg", shot.getvalue()) if shot is not None else None
+
+
+st.title("Activations")
+st.markdown(
+    "Pick or upload an image: one forward pass gives the top-5 classes and, for every block, the mean and "
+    "max over channels, the most active channels and statistics. Slide through the blocks in forward order."
+)
+
+compare = st.toggle("Compare two images side by side", key="compare")
+slots = st.columns(2) if compare else [st.container()]
+chosen = []
+for index, column in enumerate(slots):
+    with column:
+        picked = pick_image(str(index), default_sample=index * 2)
+        if picked is not None:
+            chosen.append(picked)
+
+results: list[tuple[str, bytes, InferenceResult]] = []
+for name, data in chosen:
+    result, error = run_image(engine_key, data, name)
+    if error:
+        st.error(error)
+    else:
+        results.append((name, data, result))
+if not results:
+    st.info("Choose an image to see what the network does with it.")
+    st.stop()
+
+
+# ------------------------------------------------------------------------------ top-5 per image
+def halves(column: DeltaGenerator) -> tuple[DeltaGenerator, DeltaGenerator]:
+    """Two sub-columns for one image alone; one column per image when comparing (no deeper nesting)."""
+    return column.columns(2) if len(results) == 1 else (column, column)
+
+
+columns = st.columns(len(results))
+for column, (name, _, result) in zip(columns, results, strict=True):
+    picture, chart = halves(column)
+    with picture:
+        st.image(
+            result.image, caption=f"{name}: what the network sees ({result.image.shape[1]}x{result.image.shape[0]})"
+        )
+    with chart:
+        top = pd.DataFrame(
+            {"class": [p.label for p in result.top5], "probability": [p.probability for p in result.top5]}
+        )
+        figure = px.bar(
+            top,
+            x="probability",
+            y="class",
+            orientation="h",
+            text_auto=".1%",
+            range_x=[0, 1],
+            title=f"Top-5 ({result.weights})",
+        )
+        figure.update_layout(yaxis={"categoryorder": "total ascending"}, height=280, margin={"t": 40, "b": 10})
+        st.plotly_chart(figure, key=f"top5_{name}")
+        t = result.timings_ms
+        st.caption(
+            f"On **{result.device}** in **{t['total']:.0f} ms** (preprocess {t['preprocess']:.0f}, forward "
+            f"{t['forward']:.0f}, maps {t['maps']:.0f}, copy {t['copy']:.1f} ms)."
+        )
+        for note in result.notes:
+            st.caption(f"Note: {note}")
+
+# ------------------------------------------------------------------------------ block scrubber
+first = results[0][2]
+names = [b.name for b in first.blocks]
+st.subheader("Block by block")
+block_name = st.select_slider(
+    "Block (forward order)", options=names, value="repeat.0" if "repeat.0" in names else names[0], key="block"
+)
+kind = st.radio("Map", ["channel mean", "channel max"], horizontal=True, key="map_kind")
+columns = st.columns(len(results))
+for column, (name, _, result) in zip(columns, results, strict=True):
+    block = result.block(block_name)
+    values = block.mean if kind == "channel mean" else block.max
+    with column:
+        channels, height, width = block.shape
+        st.markdown(f"**{block_name}**: {height}x{width}x{channels}")
+    picture, chart = halves(column)
+    with chart:
+        heat = px.imshow(values, color_continuous_scale=COLOUR_SCALE, title=f"{kind} ({height}x{width})")
+        heat.update_layout(height=330, margin={"t": 40, "b": 10})
+        st.plotly_chart(heat, key=f"heat_{name}")
+    with picture:
+        st.image(overlay(result.image, values), caption="overlaid on the image")
+    with column:
+        left, right = st.columns(2)
+        left.download_button(
+            "Map PNG",
+            png_bytes(colourise(values)),
+            file_name=f"{block_name}_{kind[8:]}.png",
+            mime="image/png",
+            key=f"png_{name}",
+        )
+        right.download_button(
+            "Result JSON",
+            json.dumps(result.to_json(), indent=2),
+            file_name=f"{Path(name).stem}.json",
+            mime="application/json",
+            key=f"json_{name}",
+        )
+
+# ------------------------------------------------------------------------------ top-k channels
+st.subheader("The most active channels")
+block = first.block(block_name)
+grid = px.imshow(
+    block.top_maps,
+    facet_col=0,
+    facet_col_wrap=4,
+    color_continuous_scale=COLOUR_SCALE,
+    title=f"{block_name}: the {len(block.top_channels)} channels with the highest mean ({results[0][0]})",
+)
+for annotation, channel in zip(grid.layout.annotations, block.top_channels, strict=False):
+    annotation.text = f"channel {channel}"
+grid.update_layout(height=420)
+st.plotly_chart(grid, key="channels")
+
+# ------------------------------------------------------------------------------ statistics across depth
+st.subheader("Statistics across depth")
+rows = [
+    {
+        "image": name,
+        "depth": i,
+        "block": b.name,
+        "mean": b.stats.mean,
+        "std": b.stats.std,
+        "fraction of zeros": b.stats.zero_fraction,
+        "residual / shortcut": b.stats.residual_ratio,
+    }
+    for name, _, result in results
+    for i, b in enumerate(result.blocks)
+]
+stats = pd.DataFrame(rows)
+left, right = st.columns(2)
+for column, measure in zip(
+    (left, right, left, right), ("mean", "std", "fraction of zeros", "residual / shortcut"), strict=True
+):
+    data = stats.dropna(subset=[measure])
+    line = px.line(data, x="depth", y=measure, color="image", hover_name="block", markers=True, title=measure)
+    line.update_layout(height=300, margin={"t": 40, "b": 10}, showlegend=len(results) > 1)
+    column.plotly_chart(line, key=f"stat_{measure}")
+st.caption(
+    "Residual / shortcut: the size of what a residual block adds (after its scale) relative to what it receives. "
+    "The paper scales residuals by 0.1 to 0.3 so that this stays small and training stays stable."
+)
+
+# ------------------------------------------------------------------------------ Grad-CAM
+st.subheader("Grad-CAM")
+labels = engine.labels or tuple(f"class {i}" for i in range(config.num_classes))
+default_class = first.top5[0].index
+class_index = st.selectbox(
+    "Class",
+    range(len(labels)),
+    index=default_class,
+    format_func=lambda i: f"{i}: {labels[i]}",
+    key="cam_class",
+    help="Defaults to the top-1 class of the first image",
+)
+columns = st.columns(len(results))
+for column, (name, data, result) in zip(columns, results, strict=True):
+    cam = grad_cam(engine_key, data, block_name, class_index)
+    with column:
+        caption = f"{name}: '{cam.label}' at {block_name} (p = {cam.probability:.2%})"
+        st.image(overlay(result.image, cam.heatmap), caption=caption)
+        if float(np.max(cam.cam)) == 0.0:
+            st.caption("Nothing at this block speaks for this class (all gradients-weighted activations are negative).")

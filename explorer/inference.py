@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -25,6 +27,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+from explorer.fastpath import inference_copy
 from explorer.model import InceptionResNetV2
 from explorer.weights import WeightsInfo
 
@@ -181,8 +184,108 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# One block's packed numbers, per image: mean map, max map, top channel indices, their maps, stats.
+Layout = list[tuple[str, tuple[int, int, int], int, int]]  # (name, (C, H, W), k, number of stats)
+
+
+def reduce_block(out: Tensor, shortcut: Tensor | None, residual: Tensor | None, top_k: int) -> list[Tensor]:
+    """A block's maps and statistics for each image of the batch, each part shaped (B, n).
+
+    Reads the block output where it lies (bf16, channels-last on the GPU) and accumulates in
+    float32: no full-size float32 copy or re-layout of any activation is made.
+    """
+    f32 = torch.float32
+    batch, channels = out.shape[:2]
+    k = min(top_k, channels)
+    everything = (1, 2, 3)
+    top_channels = out.mean((2, 3), dtype=f32).topk(k, dim=1).indices  # (B, k)
+    rows = torch.arange(batch, device=out.device)[:, None]
+    top_maps = out[rows, top_channels].float()  # (B, k, H, W): only k channels are converted
+    variance, mean = torch.var_mean(out, dim=everything)  # one pass; float accumulation for bf16 too
+    zeros = (out == 0).sum(everything, dtype=f32) / out[0].numel()
+    stats = [mean.float(), variance.float().sqrt(), zeros]
+    if residual is not None and shortcut is not None:
+        added = torch.linalg.vector_norm(residual, dim=everything, dtype=f32)
+        received = torch.linalg.vector_norm(shortcut, dim=everything, dtype=f32).clamp_min(1e-12)
+        stats.append(added / received)
+    parts = [out.mean(1, dtype=f32), out.amax(1).float(), top_channels.float(), top_maps, torch.stack(stats, 1)]
+    return [part.reshape(batch, -1) for part in parts]
+
+
+def pipeline(model: InceptionResNetV2, x: Tensor, top_k: int) -> tuple[Tensor, Layout]:
+    """The whole per-image computation: forward, top-5, every block's maps and statistics, packed.
+
+    Returns one (B, n) float32 tensor, a row per image, and the layout to read a row back. The
+    same function runs eagerly on the CPU and, captured once as a CUDA graph, on the GPU.
+    """
+    logits, intermediates, residuals = model.forward_intermediates_and_residuals(x)
+    top = logits.float().softmax(1).topk(5, dim=1)
+    parts: list[Tensor] = [top.values, top.indices.float()]
+    layout: Layout = []
+    previous = x
+    for name, out in intermediates.items():
+        block_parts = reduce_block(out, previous, residuals.get(name), top_k)
+        parts += block_parts
+        channels, height, width = out.shape[1:]
+        layout.append((name, (channels, height, width), block_parts[2].shape[1], block_parts[4].shape[1]))
+        previous = out
+    return torch.cat(parts, 1), layout
+
+
+class CapturedPipeline:
+    """:func:`pipeline` for one batch size, captured as a CUDA graph and replayed.
+
+    The input, the packed output and a pinned host buffer are allocated once; a call copies the
+    images in, replays every kernel of forward and reductions in one launch, and copies the one
+    packed buffer to the host. Not re-entrant: the engine serialises calls with a lock.
+    """
+
+    def __init__(
+        self,
+        model: InceptionResNetV2,
+        batch_size: int,
+        top_k: int,
+        input_size: int,
+        dtype: torch.dtype = torch.bfloat16,
+        compile: bool = False,
+    ) -> None:
+        device = next(model.parameters()).device
+        self.input = torch.zeros(batch_size, 3, input_size, input_size, device=device)
+        self.input = self.input.contiguous(memory_format=torch.channels_last)
+
+        def run(x: Tensor) -> Tensor:
+            return pipeline(model, x, top_k)[0]
+
+        step = torch.compile(run, dynamic=False) if compile else run
+        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+            _, self.layout = pipeline(model, self.input, top_k)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(3):  # cuDNN picks its algorithms, compiled code loads, before capture
+                    step(self.input)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.output = step(self.input)
+        self.host = torch.empty(self.output.shape, dtype=self.output.dtype, pin_memory=True)
+
+    def __call__(self, x: Tensor) -> np.ndarray:
+        self.input.copy_(x, non_blocking=True)
+        self.graph.replay()
+        self.host.copy_(self.output, non_blocking=True)
+        torch.cuda.current_stream(self.input.device).synchronize()
+        return self.host.numpy().copy()  # the pinned buffer is reused by the next call
+
+
 class Engine:
-    """One model on one device, shared read-only by every caller."""
+    """One model on one device, shared read-only by every caller.
+
+    The model is an inference copy (:func:`explorer.fastpath.inference_copy`: batch norms folded,
+    each residual block's parallel 1x1 heads merged into one conv; the same block outputs from
+    fewer kernels). On a GPU it runs channels-last in bf16 through a CUDA graph captured at
+    start-up (the warm-up); on the CPU, eagerly in float32. Both run :func:`pipeline`.
+    """
 
     def __init__(
         self,
@@ -191,15 +294,36 @@ class Engine:
         device: str = "auto",
         top_k: int = 8,
         preprocessing: Preprocessing = TF_IN1K,
+        gpu_dtype: torch.dtype = torch.bfloat16,
+        compile: bool | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.device, note = pick_device(device)
         self.notes: tuple[str, ...] = (note,) if note else ()
-        # Inference only: no parameter needs a gradient (Grad-CAM differentiates activations).
-        self.model = model.to(self.device).eval().requires_grad_(False)
         self.weights = weights
         self.top_k = top_k
         self.preprocessing = preprocessing
         self.labels = imagenet_labels() if model.config.num_classes == 1000 else None
+        # Inference only: no parameter needs a gradient (Grad-CAM differentiates activations).
+        fast = inference_copy(model).requires_grad_(False)
+        if self.device.type == "cuda":
+            fast = fast.to(self.device, memory_format=torch.channels_last)
+        self.model = fast
+        self.gpu_dtype = gpu_dtype
+        # torch.compile fuses the per-block reductions (a minute or two of warm-up, once per engine);
+        # EXPLORER_COMPILE=0 keeps plain kernels, captured all the same.
+        self.compile = os.environ.get("EXPLORER_COMPILE", "1") != "0" if compile is None else compile
+        self._graphs: dict[int, CapturedPipeline] = {}
+        self._lock = threading.Lock()
+        if self.device.type == "cuda":
+            if progress:
+                what = "Compiling and capturing" if self.compile else "Capturing"
+                progress(f"{what} the GPU pipeline (warm-up, once)...")
+            self._captured(1)
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.device.type == "cuda" and self.gpu_dtype == torch.bfloat16 else "fp32"
 
     def label(self, index: int) -> str:
         return self.labels[index] if self.labels else f"class {index}"
@@ -208,66 +332,58 @@ class Engine:
         crop = crop_for_network(image, self.preprocessing)
         return np.asarray(crop, dtype=np.uint8).copy(), to_tensor(crop, self.preprocessing)
 
-    @torch.inference_mode()
+    def _captured(self, batch_size: int) -> CapturedPipeline:
+        if batch_size not in self._graphs:
+            size = self.preprocessing.input_size
+            try:
+                graph = CapturedPipeline(self.model, batch_size, self.top_k, size, self.gpu_dtype, self.compile)
+            except Exception as error:  # compilers fail in many ways; plain kernels always work
+                if not self.compile:
+                    raise
+                self.compile = False
+                self.notes += (f"torch.compile failed ({type(error).__name__}); running uncompiled kernels",)
+                graph = CapturedPipeline(self.model, batch_size, self.top_k, size, self.gpu_dtype, False)
+            self._graphs[batch_size] = graph
+        return self._graphs[batch_size]
+
     def run(self, image: Image.Image, notes: Sequence[str] = ()) -> InferenceResult:
         """Top-5 and every block's maps and statistics for one RGB image."""
+        return self.run_batch([image], [notes])[0]
+
+    def run_batch(
+        self, images: Sequence[Image.Image], notes: Sequence[Sequence[str]] | None = None
+    ) -> list[InferenceResult]:
+        """:meth:`run` for several images in one pass."""
         start = time.perf_counter()
-        crop, x = self.prepare(image)
-        x = x.to(self.device)
-        _sync(self.device)
-        prepared = time.perf_counter()
-
-        logits, intermediates, residuals = self.model.forward_intermediates_and_residuals(x)
-        _sync(self.device)
-        forwarded = time.perf_counter()
-
-        parts, layout = self._reduce(logits, intermediates, residuals)
-        packed = torch.cat([p.reshape(-1).float() for p in parts])
-        _sync(self.device)
-        reduced = time.perf_counter()
-
-        host = packed.cpu().numpy()
-        copied = time.perf_counter()
-
-        result = self._unpack(host, layout, crop, notes)
-        timings = {
-            "preprocess": prepared - start,
-            "forward": forwarded - prepared,
-            "maps": reduced - forwarded,
-            "copy": copied - reduced,
-        }
+        prepared = [self.prepare(image) for image in images]
+        x = torch.cat([tensor for _, tensor in prepared])
+        ready = time.perf_counter()
+        if self.device.type == "cuda":
+            with self._lock:
+                captured = self._captured(len(images))
+                host = captured(x.to(memory_format=torch.channels_last))
+                layout = captured.layout
+            timings = {"preprocess": ready - start, "gpu (forward, maps, copy)": time.perf_counter() - ready}
+        else:
+            with torch.inference_mode():
+                packed, layout = pipeline(self.model, x, self.top_k)
+            computed = time.perf_counter()
+            host = packed.numpy()
+            timings = {"preprocess": ready - start, "forward and maps": computed - ready}
         timings["total"] = time.perf_counter() - start
-        return dataclasses.replace(result, timings_ms={k: v * 1000 for k, v in timings.items()})
+        timings_ms = {k: v * 1000 for k, v in timings.items()}
+        notes = notes or [()] * len(images)
+        return [
+            dataclasses.replace(self._unpack(row, layout, crop, note), timings_ms=timings_ms)
+            for row, (crop, _), note in zip(host, prepared, notes, strict=True)
+        ]
 
-    def _reduce(
-        self, logits: Tensor, intermediates: dict[str, Tensor], residuals: dict[str, Tensor]
-    ) -> tuple[list[Tensor], list[tuple]]:
-        """Every host-bound number as device tensors, and how to read them back."""
-        probabilities = logits.float().softmax(1)[0]
-        top = probabilities.topk(5)
-        parts: list[Tensor] = [top.values, top.indices.float()]
-        layout: list[tuple] = []
-        previous = None
-        for name, out in intermediates.items():
-            a = out[0].float()
-            channels, height, width = a.shape
-            k = min(self.top_k, channels)
-            channel_means = a.mean((1, 2))
-            top_channels = channel_means.topk(k).indices
-            stats = [a.mean(), a.std(), (a == 0).float().mean()]
-            if name in residuals and previous is not None:
-                stats.append(residuals[name][0].float().norm() / previous[0].float().norm().clamp_min(1e-12))
-            parts += [a.mean(0), a.amax(0), top_channels.float(), a[top_channels], torch.stack(stats)]
-            layout.append((name, (channels, height, width), k, len(stats)))
-            previous = out
-        return parts, layout
-
-    def _unpack(self, host: np.ndarray, layout: list[tuple], crop: np.ndarray, notes: Sequence[str]) -> InferenceResult:
+    def _unpack(self, row: np.ndarray, layout: Layout, crop: np.ndarray, notes: Sequence[str]) -> InferenceResult:
         offset = 0
 
         def take(n: int) -> np.ndarray:
             nonlocal offset
-            chunk = host[offset : offset + n]
+            chunk = row[offset : offset + n]
             offset += n
             return chunk
 
@@ -282,23 +398,15 @@ class Engine:
             top_channels = tuple(int(c) for c in take(k))
             top_maps = take(k * height * width).reshape(k, height, width)
             stats = take(n_stats)
+            ratio = float(stats[3]) if n_stats > 3 else None
+            block_stats = BlockStats(float(stats[0]), float(stats[1]), float(stats[2]), ratio)
             blocks.append(
-                BlockMaps(
-                    name,
-                    (channels, height, width),
-                    mean_map,
-                    max_map,
-                    top_channels,
-                    top_maps,
-                    BlockStats(
-                        float(stats[0]), float(stats[1]), float(stats[2]), float(stats[3]) if n_stats > 3 else None
-                    ),
-                )
+                BlockMaps(name, (channels, height, width), mean_map, max_map, top_channels, top_maps, block_stats)
             )
         return InferenceResult(
             weights=self.weights.source,
             random_weights=self.weights.random,
-            device=str(self.device),
+            device=f"{self.device} ({self.precision})",
             variant=self.model.config.variant,
             image=crop,
             top5=top5,
@@ -315,7 +423,7 @@ class Engine:
         """
         _, x = self.prepare(image)
         x = x.to(self.device).requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), self._lock:  # float32, off the captured graph
             logits, intermediates = self.model.forward_intermediates(x)
             if block not in intermediates:
                 raise ValueError(f"unknown block {block!r}")

@@ -621,6 +621,24 @@ class InceptionResNetV2(nn.Module):
         self.feature_stages: tuple[str, ...] = tuple(
             name for comp in components if comp.key != "head" for name in comp.modules
         )
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        """He-normal convolutions, zero biases, a small classifier.
+
+        PyTorch's default initialisation shrinks the signal layer by layer, so that a random
+        network's deep maps are flat; with He scaling they keep their structure, and random-weights
+        activations are worth looking at.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
 
     def blocks(self) -> Iterator[tuple[str, nn.Module]]:
         """Every block in forward order, named as in the state_dict (``repeat.0``, not ``repeat_0``)."""

@@ -87,7 +87,8 @@ def test_results_are_plain_values(cat_result):
     assert again.top5 == cat_result.top5
     document = json.loads(json.dumps(cat_result.to_json()))
     assert [b["name"] for b in document["blocks"]] == [b.name for b in cat_result.blocks]
-    assert set(cat_result.timings_ms) == {"preprocess", "forward", "maps", "copy", "total"}
+    assert set(cat_result.timings_ms) == {"preprocess", "forward and maps", "total"}
+    assert cat_result.device == "cpu (fp32)"
     assert cat_result.image.shape == (299, 299, 3) and cat_result.image.dtype == np.uint8
 
 
@@ -169,7 +170,7 @@ def test_cli_json_and_png_maps(tmp_path):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert {"weights", "device", "top5", "blocks"} <= set(document)
-    assert document["device"] == "cpu" or torch.cuda.is_available()
+    assert document["device"] == "cpu (fp32)" or torch.cuda.is_available()
     assert [set(p) >= {"label", "probability"} for p in document["top5"]] == [True] * 5
     names = [b["name"] for b in document["blocks"]]
     assert names[0] == "conv2d_1a" and names[-1] == "conv2d_7b" and len(names) == 51

@@ -106,13 +106,13 @@ def test_activations_page_runs_a_sample():
     page = AppTest.from_file(ACTIVATIONS_PAGE, default_timeout=300).run()
     assert not page.exception
     assert any("Random weights" in w.value for w in page.warning)
-    assert any("On **cpu** in" in c.value for c in page.caption)
+    assert any("On **cpu (fp32)** in" in c.value for c in page.caption)
     page.select_slider(key="block").set_value("mixed_6a").run()
     assert any(m.value == "**mixed_6a**: 17x17x1088" for m in page.markdown)
     page.selectbox(key="cam_class").set_value(281).run()
     page.toggle(key="compare").set_value(True).run()
     assert not page.exception
-    assert sum("On **cpu** in" in c.value for c in page.caption) == 2  # two images side by side
+    assert sum("On **cpu (fp32)** in" in c.value for c in page.caption) == 2  # two images side by side
     labels = [b.label for b in page.get("download_button")]
     assert labels.count("Map PNG") == 2 and labels.count("Result JSON") == 2
 

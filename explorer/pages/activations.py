@@ -108,11 +108,8 @@ for column, (name, _, result) in zip(columns, results, strict=True):
         )
         figure.update_layout(yaxis={"categoryorder": "total ascending"}, height=280, margin={"t": 40, "b": 10})
         st.plotly_chart(figure, key=f"top5_{name}")
-        t = result.timings_ms
-        st.caption(
-            f"On **{result.device}** in **{t['total']:.0f} ms** (preprocess {t['preprocess']:.0f}, forward "
-            f"{t['forward']:.0f}, maps {t['maps']:.0f}, copy {t['copy']:.1f} ms)."
-        )
+        stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in result.timings_ms.items() if stage != "total")
+        st.caption(f"On **{result.device}** in **{result.timings_ms['total']:.0f} ms** ({stages} ms).")
         for note in result.notes:
             st.caption(f"Note: {note}")
 

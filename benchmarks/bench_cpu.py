@@ -1,0 +1,81 @@
+"""CPU benchmark: this project's forward and full single-image path against timm's forward.
+
+    python -m benchmarks.bench_cpu [--repeats N]
+
+Measured in one run, interleaved (each round times every contender once), medians reported as
+ratios to timm's forward. Also the app's first result after a cold start: a fresh Python process
+that imports the engine, builds the model on random weights and runs one sample end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from explorer.fastpath import inference_copy  # noqa: E402
+from explorer.images import load_image  # noqa: E402
+from explorer.inference import Engine  # noqa: E402
+from explorer.model import build_model  # noqa: E402
+from explorer.weights import WeightsInfo  # noqa: E402
+
+COLD_START = """
+import time; start = time.perf_counter()
+from explorer.images import load_image
+from explorer.inference import Engine
+from explorer.model import make_config
+from explorer.weights import random_weights
+model, info = random_weights(make_config("released"))
+result = Engine(model, info, device="cpu").run(load_image("assets/samples/cat.jpg").image)
+print(time.perf_counter() - start)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    import timm
+
+    x = torch.randn(1, 3, 299, 299)
+    image = load_image(ROOT / "assets" / "samples" / "cat.jpg").image
+    peer = timm.create_model("inception_resnet_v2", pretrained=False).eval()
+    model = build_model("released")
+    fast = inference_copy(model)
+    engine = Engine(model, WeightsInfo("random", random=True), device="cpu")
+    contenders = {
+        "timm forward": lambda: peer(x),
+        "ours forward (as built)": lambda: model(x),
+        "ours forward (engine's copy: BN folded, heads merged)": lambda: fast(x),
+        "ours full single-image path (preprocess, forward, all maps)": lambda: engine.run(image),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    with torch.inference_mode():
+        for fn in contenders.values():
+            fn()
+        for _ in range(args.repeats):
+            for name, fn in contenders.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1000)
+    cold = [float(subprocess.run([sys.executable, "-c", COLD_START], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout) for _ in range(3)]  # fmt: skip
+    base = statistics.median(times["timm forward"])
+    print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.repeats} interleaved rounds")
+    print(f"{'contender':<62} {'median ms':>10} {'x timm forward':>15}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:<62} {median:10.1f} {median / base:15.3f}")
+    print(f"{'first result after a cold start (s, median of 3)':<62} {statistics.median(cold):10.2f}")
+
+
+if __name__ == "__main__":
+    main()

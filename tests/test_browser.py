@@ -1,0 +1,208 @@
+"""The app in a real browser: Debian's chromium driven by Playwright, against `streamlit run app.py`.
+
+Skipped, with the reason, where /usr/bin/chromium is missing (`apt-get install chromium`);
+Playwright's own browser download is never used. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed (apt-get install chromium): browser tests skipped",
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`streamlit run app.py` on a loopback port; returns once its health check answers."""
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
+                if reply.read() == b"ok":
+                    return process
+        except OSError:
+            time.sleep(0.5)
+        if process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    empty_weights = tmp_path_factory.mktemp("weights")
+    process = start_app(port, ARTIFACTS / "streamlit.log", {"EXPLORER_WEIGHTS_DIR": str(empty_weights)})
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1100})
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.goto(server)
+    settle(tab)
+    yield tab
+    tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert not problems, f"errors in the browser console: {problems}"
+
+
+def settle(tab, timeout: float = 180) -> None:
+    """Wait until the script run is over, then fail on any exception box."""
+    tab.wait_for_selector("[data-testid='stApp']", timeout=60_000)
+    time.sleep(0.8)  # let a rerun that a widget triggered begin
+    tab.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSpinner\"]')",
+        timeout=timeout * 1000,
+    )
+    exceptions = tab.locator("[data-testid='stException']")
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+
+
+HEADINGS = {"Network": "Inception-ResNet-v2 Explorer", "Layer counts": "How many layers?"}
+
+
+def go(tab, title: str) -> None:
+    """Open a page from the sidebar, as people do, and wait for its heading."""
+    tab.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    settle(tab)
+    tab.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for()
+
+
+def choose(tab, label: str, option: str) -> None:
+    """Pick an option of a selectbox by its label."""
+    box = tab.locator("[data-testid='stSelectbox']").filter(has_text=label).first
+    box.click()
+    tab.keyboard.type(option)  # long lists are virtualised: filter first
+    tab.get_by_role("option", name=option, exact=True).click()
+    settle(tab)
+
+
+def metric(tab, label: str) -> str:
+    card = tab.locator("[data-testid='stMetric']").filter(has_text=label).first
+    return card.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def download(tab, button: str) -> bytes:
+    with tab.expect_download() as info:
+        tab.get_by_role("button", name=button).first.click()
+    return Path(info.value.path()).read_bytes()
+
+
+def test_every_page_renders(page):
+    for title in ("Network", "Layer counts", "Block graph", "Activations"):
+        go(page, title)
+        page.screenshot(path=str(ARTIFACTS / f"page-{title.lower().replace(' ', '-')}.png"), full_page=True)
+    assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()
+
+
+def test_variant_and_repeats_change_the_counts(page):
+    go(page, "Layer counts")
+    assert metric(page, "Total") == "176"  # the released network's longest conv/FC path
+    choose(page, "Variant", "paper-v2")
+    assert metric(page, "Total") == "96"
+    choose(page, "Variant", "released")
+    page.get_by_text("Blocks of each type").click()
+    slider = page.locator("[data-testid='stSlider']").filter(has_text="Inception-ResNet-A").locator("input").first
+    for _ in range(5):  # ten A blocks down to five, one key press (and one rerun) at a time
+        slider.focus()
+        slider.press("ArrowLeft")
+        settle(page)
+    assert slider.input_value() == "5"
+    assert metric(page, "Total") == str(176 - 5 * 4)
+    rows = list(csv.DictReader(io.StringIO(download(page, "Download CSV").decode())))
+    assert rows[2]["component"] == "Inception-ResNet-A x5" and rows[-1]["component"] == "Whole network"
+    assert int(rows[-1]["convolutions"]) == 244 - 5 * 7
+    document = json.loads(download(page, "Download JSON"))
+    assert document["repeats"] == {"A": 5, "B": 20, "C": 10}
+    assert {c["name"]: c["total"] for c in document["conventions"]}["Convolutions"] == 244 - 5 * 7
+
+
+def test_graph_drills_into_a_block_and_downloads_svg(page):
+    go(page, "Block graph")
+    chart = page.locator("[data-testid='stGraphVizChart'] svg").first
+    chart.wait_for()
+    assert "Block35 x 10" in chart.text_content()
+    page.get_by_text("One block", exact=True).click()
+    settle(page)
+    choose(page, "Block", "mixed_7a")
+    chart = page.locator("[data-testid='stGraphVizChart'] svg").first
+    assert "3x3 conv, 320, stride 2, valid" in chart.text_content()
+    svg = download(page, "Download SVG").decode()
+    assert svg.lstrip().startswith("<?xml") and "mixed_7a" in svg and "</svg>" in svg
+
+
+def test_upload_an_image_and_get_top5_and_maps(page, tmp_path):
+    from PIL import Image
+
+    go(page, "Activations")
+    photo = tmp_path / "rotated-coffee.png"
+    Image.open(ROOT / "assets" / "samples" / "coffee.jpg").rotate(90, expand=True).save(photo)
+    page.get_by_text("Upload", exact=True).first.click()
+    settle(page)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(photo))
+    settle(page)
+    page.get_by_text("what the network sees").first.wait_for()
+    assert page.get_by_text("On cpu (fp32) in").count() >= 1
+    assert page.locator(".js-plotly-plot").count() >= 4  # top-5, heatmap, channels, statistics
+    page.screenshot(path=str(ARTIFACTS / "activations-upload.png"), full_page=True)
+    document = json.loads(download(page, "Result JSON"))
+    assert len(document["top5"]) == 5 and len(document["blocks"]) == 51
+    assert document["blocks"][0]["name"] == "conv2d_1a"

@@ -319,7 +319,20 @@ class Engine:
             if progress:
                 what = "Compiling and capturing" if self.compile else "Capturing"
                 progress(f"{what} the GPU pipeline (warm-up, once)...")
-            self._captured(1)
+            try:
+                self._captured(1)
+            except torch.cuda.OutOfMemoryError:
+                self.fall_back_to_cpu("the GPU has too little free memory")
+
+    def fall_back_to_cpu(self, reason: str) -> None:
+        """Carry on in float32 on the CPU (after a GPU failure), saying so in every later result."""
+        with self._lock:
+            self._graphs.clear()
+            self.model = self.model.to("cpu", memory_format=torch.contiguous_format).float()
+            self.device = torch.device("cpu")
+            self.notes += (f"{reason}: running on the CPU instead",)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     @property
     def precision(self) -> str:
@@ -359,13 +372,19 @@ class Engine:
         x = torch.cat([tensor for _, tensor in prepared])
         ready = time.perf_counter()
         if self.device.type == "cuda":
-            with self._lock:
-                captured = self._captured(len(images))
-                host = captured(x.to(memory_format=torch.channels_last))
-                layout = captured.layout
+            try:
+                with self._lock:
+                    captured = self._captured(len(images))
+                    host = captured(x.to(memory_format=torch.channels_last))
+                    layout = captured.layout
+            except torch.cuda.OutOfMemoryError:
+                self.fall_back_to_cpu("the GPU ran out of memory")
+                return self.run_batch(images, notes)
             timings = {"preprocess": ready - start, "gpu (forward, maps, copy)": time.perf_counter() - ready}
         else:
-            with torch.inference_mode():
+            # One image at a time: torch already spreads each over every core, and concurrent
+            # requests would only make them fight over the same cores.
+            with self._lock, torch.inference_mode():
                 packed, layout = pipeline(self.model, x, self.top_k)
             computed = time.perf_counter()
             host = packed.numpy()

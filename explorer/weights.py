@@ -236,7 +236,21 @@ def load_hub_weights(
     tag: str = "tf_in1k",
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
+    endpoint: str | None = None,
 ) -> tuple[InceptionResNetV2, WeightsInfo]:
-    path = download_hub_weights(tag, progress, cache_dir)
-    model, info = load_weights_file(path, config)
+    path = download_hub_weights(tag, progress, cache_dir, endpoint)
+    try:
+        model, info = load_weights_file(path, config)
+    except WeightsError as error:
+        _evict(path)  # a corrupt download must not stay in the cache as if it were good
+        raise WeightsError(
+            f"the downloaded {HUB_FILENAME} is unusable and was removed from the cache ({error}); try again"
+        ) from None
     return model, WeightsInfo(f"{HUB_REPOS[tag]} (Hugging Face Hub)", random=False, notes=info.notes)
+
+
+def _evict(path: Path) -> None:
+    """Remove a cached Hub file: the snapshot link and the blob it points to."""
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    blob.unlink(missing_ok=True)

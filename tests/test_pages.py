@@ -109,7 +109,9 @@ def test_activations_page_runs_a_sample():
     assert any("On **cpu (fp32)** in" in c.value for c in page.caption)
     page.select_slider(key="block").set_value("mixed_6a").run()
     assert any(m.value == "**mixed_6a**: 17x17x1088" for m in page.markdown)
+    page.toggle(key="show_cam").set_value(True).run()
     page.selectbox(key="cam_class").set_value(281).run()
+    assert not page.exception
     page.toggle(key="compare").set_value(True).run()
     assert not page.exception
     assert sum("On **cpu (fp32)** in" in c.value for c in page.caption) == 2  # two images side by side

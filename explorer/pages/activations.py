@@ -198,12 +198,13 @@ st.caption(
 
 # ------------------------------------------------------------------------------ Grad-CAM
 st.subheader("Grad-CAM")
+if not st.toggle("Show Grad-CAM (a backward pass: a second or two on a CPU)", key="show_cam"):
+    st.stop()
 labels = engine.labels or tuple(f"class {i}" for i in range(config.num_classes))
-default_class = first.top5[0].index
 class_index = st.selectbox(
     "Class",
     range(len(labels)),
-    index=default_class,
+    index=first.top5[0].index,
     format_func=lambda i: f"{i}: {labels[i]}",
     key="cam_class",
     help="Defaults to the top-1 class of the first image",
@@ -215,4 +216,4 @@ for column, (name, data, result) in zip(columns, results, strict=True):
         caption = f"{name}: '{cam.label}' at {block_name} (p = {cam.probability:.2%})"
         st.image(overlay(result.image, cam.heatmap), caption=caption)
         if float(np.max(cam.cam)) == 0.0:
-            st.caption("Nothing at this block speaks for this class (all gradients-weighted activations are negative).")
+            st.caption("Nothing at this block speaks for this class (all gradient-weighted activations are negative).")

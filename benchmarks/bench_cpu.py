@@ -66,8 +66,14 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 times[name].append((time.perf_counter() - start) * 1000)
-    cold = [float(subprocess.run([sys.executable, "-c", COLD_START], cwd=ROOT, capture_output=True, text=True,
-                                 check=True).stdout) for _ in range(3)]  # fmt: skip
+    cold = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", COLD_START], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(3)
+    ]
     base = statistics.median(times["timm forward"])
     print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.repeats} interleaved rounds")
     print(f"{'contender':<62} {'median ms':>10} {'x timm forward':>15}")

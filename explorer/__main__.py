@@ -137,8 +137,9 @@ def _infer(args: argparse.Namespace) -> int:
 
     engine = load_engine(args.weights, args.device, args.top_k)
     if engine.weights.random:
-        print("note: random weights, predictions are meaningless (give --weights FILE or --weights hub)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "note: random weights, predictions are meaningless (give --weights FILE or --weights hub)", file=sys.stderr
+        )
     results, failed = [], 0
     for path in args.images:
         try:

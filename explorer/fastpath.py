@@ -66,7 +66,7 @@ class MergedHeadBlock(InceptionResNetBlock):
         self.tails = nn.ModuleList(tails)
         self.split_sizes = [h.conv.out_channels for h in heads]
         self.conv2d, self.act, self.scale = block.conv2d, block.act, block.scale
-        self.activate, self.out_channels = block.activate, block.out_channels
+        self.activate, self.out_channels, self.shortcut = block.activate, block.out_channels, block.shortcut
 
     def residual(self, x: Tensor) -> Tensor:
         heads = self.relu(self.heads(x)).split(self.split_sizes, 1)

@@ -164,7 +164,9 @@ class InceptionResNetBlock(ConcatBranches):
     that the addition is possible. The paper puts no batch norm after the addition.
     """
 
-    def __init__(self, in_channels: int, branches: list[nn.Module], scale: float, activate: bool) -> None:
+    def __init__(
+        self, in_channels: int, branches: list[nn.Module], scale: float, activate: bool, shortcut: bool = True
+    ) -> None:
         super().__init__()
         for index, branch in enumerate(branches):
             self.add_module(f"branch{index}", branch)
@@ -174,6 +176,7 @@ class InceptionResNetBlock(ConcatBranches):
         self.act = nn.ReLU() if activate else None
         self.scale = scale
         self.activate = activate
+        self.shortcut = shortcut  # False: the experiment without residual connections
         self.out_channels = in_channels
 
     def residual(self, x: Tensor) -> Tensor:
@@ -183,7 +186,7 @@ class InceptionResNetBlock(ConcatBranches):
     def forward_parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The block's output and the scaled residual that was added to the shortcut ``x``."""
         scaled = self.scale * self.residual(x)
-        out = x + scaled
+        out = x + scaled if self.shortcut else scaled
         return (out if self.act is None else self.act(out)), scaled
 
     def forward(self, x: Tensor) -> Tensor:
@@ -205,13 +208,14 @@ class Block35(InceptionResNetBlock):
         branch2: tuple[int, int, int],
         scale: float,
         activate: bool = True,
+        shortcut: bool = True,
     ) -> None:
         branches = [
             ConvBnRelu(in_channels, branch0, 1),
             chain(in_channels, (branch1[0], 1), (branch1[1], 3)),
             chain(in_channels, (branch2[0], 1), (branch2[1], 3), (branch2[2], 3)),
         ]
-        super().__init__(in_channels, branches, scale, activate)
+        super().__init__(in_channels, branches, scale, activate, shortcut)
 
 
 class Block17(InceptionResNetBlock):
@@ -224,12 +228,13 @@ class Block17(InceptionResNetBlock):
         branch1: tuple[int, int, int],
         scale: float,
         activate: bool = True,
+        shortcut: bool = True,
     ) -> None:
         branches = [
             ConvBnRelu(in_channels, branch0, 1),
             chain(in_channels, (branch1[0], 1), (branch1[1], (1, 7)), (branch1[2], (7, 1))),
         ]
-        super().__init__(in_channels, branches, scale, activate)
+        super().__init__(in_channels, branches, scale, activate, shortcut)
 
 
 class Block8(InceptionResNetBlock):
@@ -242,12 +247,13 @@ class Block8(InceptionResNetBlock):
         branch1: tuple[int, int, int],
         scale: float,
         activate: bool = True,
+        shortcut: bool = True,
     ) -> None:
         branches = [
             ConvBnRelu(in_channels, branch0, 1),
             chain(in_channels, (branch1[0], 1), (branch1[1], (1, 3)), (branch1[2], (3, 1))),
         ]
-        super().__init__(in_channels, branches, scale, activate)
+        super().__init__(in_channels, branches, scale, activate, shortcut)
 
 
 class ReductionA(ConcatBranches):
@@ -409,6 +415,7 @@ class InceptionResNetConfig:
     final_conv: int | None
     num_classes: int = 1000
     drop_rate: float = 0.2  # the paper's dropout "keep 0.8"; inactive in eval mode
+    shortcuts: bool = True  # False removes every residual connection (the teaching experiment)
     in_channels: int = 3
     input_size: int = 299
 
@@ -579,7 +586,10 @@ class InceptionResNetV2(nn.Module):
 
         a = c.block_a
         self.repeat = RepeatedBlocks(
-            *[Block35(width, a.branch0, a.branch1, a.branch2, c.scales.a) for _ in range(c.repeats.a)]
+            *[
+                Block35(width, a.branch0, a.branch1, a.branch2, c.scales.a, shortcut=c.shortcuts)
+                for _ in range(c.repeats.a)
+            ]
         )
         components.append(Component("block_a", f"Inception-ResNet-A x{c.repeats.a}", ("repeat",)))
 
@@ -602,7 +612,9 @@ class InceptionResNetV2(nn.Module):
         self.repeat_2 = RepeatedBlocks(*[Block8(width, w8.branch0, w8.branch1, c.scales.c) for _ in range(n_plain)])
         c_modules: tuple[str, ...] = ("repeat_2",)
         if c.splits_last_block:
-            self.block8 = Block8(width, w8.branch0, w8.branch1, c.last_block_scale, activate=c.last_block_relu)
+            self.block8 = Block8(
+                width, w8.branch0, w8.branch1, c.last_block_scale, activate=c.last_block_relu, shortcut=c.shortcuts
+            )
             c_modules += ("block8",)
         components.append(Component("block_c", f"Inception-ResNet-C x{c.repeats.c}", c_modules))
 

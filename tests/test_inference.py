@@ -105,8 +105,10 @@ def test_a_bright_square_lights_up_its_region_in_early_blocks(engine):
         scale_y, scale_x = height / 299, width / 299
         margin = 6  # receptive field and padding, in block cells
         inside = np.zeros_like(deviation, dtype=bool)
-        inside[max(int(top * scale_y) - margin, 0) : int(bottom * scale_y) + margin,
-               max(int(left * scale_x) - margin, 0) : int(right * scale_x) + margin] = True  # fmt: skip
+        inside[
+            max(int(top * scale_y) - margin, 0) : int(bottom * scale_y) + margin,
+            max(int(left * scale_x) - margin, 0) : int(right * scale_x) + margin,
+        ] = True
         border = np.zeros_like(inside)
         border[:margin, :] = border[-margin:, :] = border[:, :margin] = border[:, -margin:] = True
         peak = np.unravel_index(np.argmax(np.where(border, 0, deviation)), deviation.shape)
@@ -160,8 +162,9 @@ def test_device_choice():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "explorer", "infer", *args], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", "infer", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_json_and_png_maps(tmp_path):

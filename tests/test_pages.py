@@ -142,3 +142,41 @@ def test_weights_file_on_the_server_can_be_chosen(tmp_path, monkeypatch):
     page.sidebar.radio[0].set_value("file:mine.safetensors").run()
     assert not page.exception
     assert not any("Random weights" in w.value for w in page.warning)
+
+
+PAGES = Path(__file__).resolve().parent.parent / "explorer" / "pages"
+
+
+def test_compare_page_highlights_differences():
+    page = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=300).run()
+    assert not page.exception
+    table = page.dataframe[0].value
+    assert list(table.columns) == ["released", "paper-v2", "paper-v1"]
+    assert table.loc["parameters", "released"] == "55,843,464"
+    assert table.loc["blocks A / B / C"].tolist() == ["10 / 20 / 10", "5 / 10 / 5", "5 / 10 / 5"]
+    assert table.loc["Mixed_5b output"].tolist() == ["35x35x320", "none", "none"]
+    assert len(page.get("graphviz_chart")) == 3
+    assert page.dataframe[1].value["paper says"].tolist() == [1154, 2146, 2048]
+
+
+def test_experiment_page_shows_the_scaling_effect():
+    page = AppTest.from_file(str(PAGES / "experiment.py"), default_timeout=600).run()
+    assert not page.exception
+    summary = page.dataframe[0].value
+    assert len(summary) == 4 and summary["setting"].iloc[1] == "no scaling (1.0)"
+    assert summary["std at the last block"].iloc[1] > 100 * summary["std at the last block"].iloc[0]
+
+
+def test_tour_walks_through_every_step():
+    page = AppTest.from_file(str(PAGES / "tour.py"), default_timeout=300).run()
+    assert not page.exception
+    steps = page.select_slider(key="tour_step").options
+    assert len(steps) == 7
+    for step in steps:
+        page.select_slider(key="tour_step").set_value(step).run()
+        assert not page.exception, step
+        assert any("**Output**" in m.value for m in page.markdown), step
+    page.select_slider(key="tour_step").set_value("2. Inception-ResNet-A").run()
+    assert "35x35x320" in " ".join(m.value for m in page.markdown)
+    claims = page.dataframe[0].value
+    assert "repeated 5, 10 and 5" in " ".join(claims["claim"]) and set(claims["verdict"]) <= {"true", "false", "partly"}

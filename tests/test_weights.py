@@ -72,8 +72,10 @@ def test_timm_checkpoint_from_timm_itself_loads(tmp_path):
 
 
 def test_cadene_named_file_loads(reference_state, tmp_path):
-    cadene = {("last_linear" + k.removeprefix("classif") if k.startswith("classif") else k): v
-              for k, v in reference_state.items()}  # fmt: skip
+    cadene = {
+        ("last_linear" + k.removeprefix("classif") if k.startswith("classif") else k): v
+        for k, v in reference_state.items()
+    }
     path = tmp_path / "inceptionresnetv2-520b38e4.pth"
     torch.save(cadene, path)
     model, info = load_weights_file(path, RELEASED)
@@ -148,8 +150,9 @@ def hub(safetensors_file):
 
 def test_hub_download_with_progress_and_cache(hub, tmp_path, reference_state, safetensors_file):
     seen: list[tuple[int, int]] = []
-    path = download_hub_weights("tf_in1k", progress=lambda d, t: seen.append((d, t)), cache_dir=tmp_path,
-                                endpoint=hub.endpoint)  # fmt: skip
+    path = download_hub_weights(
+        "tf_in1k", progress=lambda d, t: seen.append((d, t)), cache_dir=tmp_path, endpoint=hub.endpoint
+    )
     assert path.read_bytes() == safetensors_file.read_bytes()
     assert seen and seen[-1][0] == seen[-1][1] == safetensors_file.stat().st_size
     gets = [r for r in hub.state.requests if r.startswith("GET")]
@@ -191,8 +194,11 @@ def test_cli_downloads_through_hf_endpoint(hub, tmp_path):
     sample = Path(__file__).resolve().parent.parent / "assets" / "samples" / "cat.jpg"
     result = subprocess.run(
         [sys.executable, "-m", "explorer", "infer", str(sample), "--weights", "hub", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert '"weights": "timm/inception_resnet_v2.tf_in1k (Hugging Face Hub)"' in result.stdout
     assert list((tmp_path / "cache").rglob(HUB_FILENAME))

@@ -1,0 +1,22 @@
+"""The residual-scaling experiment moves the statistics the way the paper's argument says."""
+
+from __future__ import annotations
+
+from explorer.experiments import run_experiment, settings
+from explorer.images import load_image
+from explorer.weights import random_weights
+from tests.conftest import SAMPLES
+
+
+def test_removing_the_scaling_makes_activations_grow_and_each_block_add_more():
+    runs = run_experiment(load_image(SAMPLES / "cat.jpg").image, random_weights, settings((0.3, 0.3, 0.3)))
+    released, unscaled, custom, no_shortcut = runs
+    assert unscaled.setting.scales == (1.0, 1.0, 1.0) and not no_shortcut.setting.shortcuts
+    for block in ("repeat.9", "repeat_1.19", "repeat_2.8", "conv2d_7b"):
+        assert unscaled.std_of(block) > 10 * released.std_of(block), block
+        assert released.std_of(block) < custom.std_of(block) < unscaled.std_of(block), block
+    ratios = {run.setting.label: [b.residual_ratio for b in run.blocks if b.residual_ratio] for run in runs}
+    mean = {label: sum(values) / len(values) for label, values in ratios.items()}
+    assert mean[unscaled.setting.label] > 2 * mean[released.setting.label]
+    # the same weights throughout: the stem, before any residual, is identical
+    assert released.std_of("conv2d_4a") == unscaled.std_of("conv2d_4a") == no_shortcut.std_of("conv2d_4a")

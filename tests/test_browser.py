@@ -127,7 +127,13 @@ def settle(tab, timeout: float = 180) -> None:
     assert exceptions.count() == 0, exceptions.first.inner_text()
 
 
-HEADINGS = {"Network": "Inception-ResNet-v2 Explorer", "Layer counts": "How many layers?"}
+HEADINGS = {
+    "Network": "Inception-ResNet-v2 Explorer",
+    "Layer counts": "How many layers?",
+    "Compare variants": "Compare the variants",
+    "Residual scaling": "The residual-scaling experiment",
+    "Guided tour": "A guided tour",
+}
 
 
 def go(tab, title: str) -> None:
@@ -158,7 +164,15 @@ def download(tab, button: str) -> bytes:
 
 
 def test_every_page_renders(page):
-    for title in ("Network", "Layer counts", "Block graph", "Activations"):
+    for title in (
+        "Network",
+        "Layer counts",
+        "Block graph",
+        "Activations",
+        "Compare variants",
+        "Residual scaling",
+        "Guided tour",
+    ):
         go(page, title)
         page.screenshot(path=str(ARTIFACTS / f"page-{title.lower().replace(' ', '-')}.png"), full_page=True)
     assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()

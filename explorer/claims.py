@@ -99,7 +99,7 @@ def _breakdown(net: _Network, networks: list[_Network]) -> Verdict:
 
 def _repeats(net: _Network, _: list[_Network]) -> Verdict:
     r = net.model.config.repeats
-    verdict = TRUE if (r.a, r.b, r.c) == (5, 10, 5) else FALSE
+    verdict = TRUE if r.as_tuple() == (5, 10, 5) else FALSE
     return Verdict(net.variant, verdict, f"{r.a} x A, {r.b} x B, {r.c} x C.")
 
 

@@ -357,10 +357,9 @@ def count_layers(config: InceptionResNetConfig) -> LayerCounts:
                 reproduces=f"{figure.says} ({figure.source})" if published and figure else "",
             )
         )
-    r = config.repeats
     return LayerCounts(
         config.variant,
-        (r.a, r.b, r.c),
+        config.repeats.as_tuple(),
         config == VARIANTS.get(config.variant),
         tuple(components),
         whole,

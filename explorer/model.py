@@ -218,42 +218,38 @@ class Block35(InceptionResNetBlock):
         super().__init__(in_channels, branches, scale, activate, shortcut)
 
 
-class Block17(InceptionResNetBlock):
+class FactorisedBlock(InceptionResNetBlock):
+    """[1x1 | 1x1 -> 1xn -> nx1] -> linear 1x1: the B (n = 7) and C (n = 3) blocks' shared shape."""
+
+    n: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        branch0: int,
+        branch1: tuple[int, int, int],
+        scale: float,
+        activate: bool = True,
+        shortcut: bool = True,
+    ) -> None:
+        n = self.n
+        branches = [
+            ConvBnRelu(in_channels, branch0, 1),
+            chain(in_channels, (branch1[0], 1), (branch1[1], (1, n)), (branch1[2], (n, 1))),
+        ]
+        super().__init__(in_channels, branches, scale, activate, shortcut)
+
+
+class Block17(FactorisedBlock):
     """Inception-ResNet-B (17x17 grid): [1x1 | 1x1 -> 1x7 -> 7x1] -> linear 1x1."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        branch0: int,
-        branch1: tuple[int, int, int],
-        scale: float,
-        activate: bool = True,
-        shortcut: bool = True,
-    ) -> None:
-        branches = [
-            ConvBnRelu(in_channels, branch0, 1),
-            chain(in_channels, (branch1[0], 1), (branch1[1], (1, 7)), (branch1[2], (7, 1))),
-        ]
-        super().__init__(in_channels, branches, scale, activate, shortcut)
+    n = 7
 
 
-class Block8(InceptionResNetBlock):
+class Block8(FactorisedBlock):
     """Inception-ResNet-C (8x8 grid): [1x1 | 1x1 -> 1x3 -> 3x1] -> linear 1x1."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        branch0: int,
-        branch1: tuple[int, int, int],
-        scale: float,
-        activate: bool = True,
-        shortcut: bool = True,
-    ) -> None:
-        branches = [
-            ConvBnRelu(in_channels, branch0, 1),
-            chain(in_channels, (branch1[0], 1), (branch1[1], (1, 3)), (branch1[2], (3, 1))),
-        ]
-        super().__init__(in_channels, branches, scale, activate, shortcut)
+    n = 3
 
 
 class ReductionA(ConcatBranches):
@@ -380,6 +376,9 @@ class BlockCounts:
     a: int
     b: int
     c: int
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.a, self.b, self.c)
 
 
 @dataclass(frozen=True)

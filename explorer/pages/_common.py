@@ -70,8 +70,7 @@ def cached_summary(variant: str, repeats: tuple[int, int, int]) -> ModelSummary:
 
 
 def summary_of(config: InceptionResNetConfig) -> ModelSummary:
-    r = config.repeats
-    return cached_summary(config.variant, (r.a, r.b, r.c))
+    return cached_summary(config.variant, config.repeats.as_tuple())
 
 
 @st.cache_data(show_spinner="Tracing the network and counting its layers...", max_entries=64)
@@ -80,20 +79,14 @@ def cached_counts(variant: str, repeats: tuple[int, int, int]) -> LayerCounts:
 
 
 def counts_of(config: InceptionResNetConfig) -> LayerCounts:
-    r = config.repeats
-    return cached_counts(config.variant, (r.a, r.b, r.c))
+    return cached_counts(config.variant, config.repeats.as_tuple())
 
 
 @st.cache_data(show_spinner="Checking published figures and claims on every variant...")
 def published_checks() -> tuple[list[Reconciliation], list[Claim]]:
     """Published figures and seed claims, against the unmodified variants."""
-    counts = {variant: cached_counts(variant, _default_repeats(variant)) for variant in VARIANTS}
+    counts = {variant: cached_counts(variant, config.repeats.as_tuple()) for variant, config in VARIANTS.items()}
     return reconcile(list(counts.values())), check_claims(counts)
-
-
-def _default_repeats(variant: str) -> tuple[int, int, int]:
-    r = VARIANTS[variant].repeats
-    return (r.a, r.b, r.c)
 
 
 @st.cache_resource(show_spinner="Tracing the network's shapes...", max_entries=32)
@@ -103,8 +96,7 @@ def cached_trace(variant: str, repeats: tuple[int, int, int]) -> TracedNetwork:
 
 
 def trace_of(config: InceptionResNetConfig) -> TracedNetwork:
-    r = config.repeats
-    return cached_trace(config.variant, (r.a, r.b, r.c))
+    return cached_trace(config.variant, config.repeats.as_tuple())
 
 
 @st.cache_data(show_spinner="Rendering with Graphviz...", max_entries=128)
@@ -170,7 +162,7 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
                         ),
                     )
                     bar.empty()
-                cached_engine(config.variant, _default_repeats(config.variant), choice)
+                cached_engine(config.variant, config.repeats.as_tuple(), choice)
             except WeightsError as error:
                 st.error(f"{error}. The weights in use stay as they were.")
             else:
@@ -194,6 +186,5 @@ def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> 
 
 def engine_of(config: InceptionResNetConfig) -> tuple[Engine, tuple[str, tuple[int, int, int], str]]:
     """This session's engine and the key that names it (for caching results)."""
-    r = config.repeats
-    key = (config.variant, (r.a, r.b, r.c), weights_in_use(config))
+    key = (config.variant, config.repeats.as_tuple(), weights_in_use(config))
     return cached_engine(*key), key

@@ -16,7 +16,7 @@ st.markdown(
 )
 
 names = list(VARIANTS)
-counts = {v: cached_counts(v, (VARIANTS[v].repeats.a, VARIANTS[v].repeats.b, VARIANTS[v].repeats.c)) for v in names}
+counts = {v: cached_counts(v, VARIANTS[v].repeats.as_tuple()) for v in names}
 
 rows: dict[str, dict[str, str]] = {}
 rows["parameters"] = {v: f"{c.whole.params:,}" for v, c in counts.items()}
@@ -61,7 +61,7 @@ st.subheader("The three overviews")
 columns = st.columns(3)
 for column, variant in zip(columns, names, strict=True):
     config = VARIANTS[variant]
-    traced = cached_trace(variant, (config.repeats.a, config.repeats.b, config.repeats.c))
+    traced = cached_trace(variant, config.repeats.as_tuple())
     with column:
         st.markdown(f"**{variant}**: {VARIANT_DESCRIPTIONS[variant]}")
         st.graphviz_chart(network_graph(traced, "overview").source)

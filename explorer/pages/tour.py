@@ -10,7 +10,7 @@ from explorer.graph import block_graph
 from explorer.heatmaps import COLOUR_SCALE
 from explorer.images import load_image
 from explorer.model import VARIANTS
-from explorer.pages._common import cached_trace, counts_of, engine_of, published_checks, variant_sidebar
+from explorer.pages._common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
 from explorer.summary import shape_text
 
 SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
@@ -70,7 +70,7 @@ STEPS = {
 
 config = variant_sidebar()
 counts = counts_of(config)
-traced = cached_trace(config.variant, (config.repeats.a, config.repeats.b, config.repeats.c))
+traced = trace_of(config)
 st.title("A guided tour")
 st.markdown(
     "The paper's story in seven steps, told on the network chosen in the sidebar. Every number, shape and "

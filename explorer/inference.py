@@ -1,8 +1,9 @@
 """Live inference: preprocessing, one forward pass to every block's maps and statistics, Grad-CAM.
 
-An :class:`Engine` owns one model on one device and is shared read-only by every session: it
-keeps no per-image state, and each call returns an :class:`InferenceResult` made of plain values
-(numpy arrays, numbers, strings) that can be cached, pickled and shown anywhere.
+An :class:`Engine` owns one model on one device and is shared by every session: the model is only
+read, the GPU graph's fixed buffers are used under a lock, and each call returns an
+:class:`InferenceResult` made of plain values (numpy arrays, numbers, strings) that can be cached,
+pickled and shown anywhere.
 
 Per block, the maps are reduced on the device (channel mean, channel max, the k channels with the
 highest mean activation) together with the statistics, then everything the host needs is packed

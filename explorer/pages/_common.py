@@ -170,7 +170,10 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
                 st.rerun()
 
 
-@st.cache_resource(show_spinner="Loading the model onto its device...", max_entries=4)
+@st.cache_resource(
+    show_spinner="Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)...",
+    max_entries=4,
+)
 def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
     """One engine per (network, weights), shared read-only by every session."""
     config = make_config(variant, repeats=repeats)

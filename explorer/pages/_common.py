@@ -36,7 +36,7 @@ def _widget_default(name: str, default: object) -> None:
 
 
 def variant_sidebar() -> InceptionResNetConfig:
-    """The variant and block counts the user picked, as a config."""
+    """The variant, block counts and weights the user picked (the config), and the random-weights banner."""
     _widget_default("variant", "released")
     variant = st.sidebar.selectbox(
         "Variant",
@@ -55,6 +55,7 @@ def variant_sidebar() -> InceptionResNetConfig:
             _widget_default(name, default)
             counts.append(st.slider(f"Inception-ResNet-{letter}", 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
     config = make_config(variant, repeats=tuple(counts))
+    weights_sidebar(config)
     if weights_in_use(config) == RANDOM:
         st.warning(
             "Random weights: the shapes, counts and graphs are exact, but predictions and activation maps are "

@@ -12,14 +12,13 @@ from streamlit.delta_generator import DeltaGenerator
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ACCEPTED_FORMATS, ImageError, LoadedImage, load_image
 from explorer.inference import GradCam, InferenceResult
-from explorer.pages._common import engine_of, variant_sidebar, weights_sidebar
+from explorer.pages._common import engine_of, variant_sidebar
 
 SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.jpg"))
 UPLOAD_TYPES = ["avif", "bmp", "gif", "jpeg", "jpg", "png", "tif", "tiff", "webp"]
 
 config = variant_sidebar()
-weights_sidebar(config)
 engine, engine_key = engine_of(config)
 
 

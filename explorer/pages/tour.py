@@ -9,6 +9,7 @@ import streamlit as st
 from explorer.graph import block_graph
 from explorer.heatmaps import COLOUR_SCALE
 from explorer.images import load_image
+from explorer.inference import Engine, InferenceResult
 from explorer.model import VARIANTS
 from explorer.pages._common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
 from explorer.summary import shape_text
@@ -68,6 +69,13 @@ STEPS = {
     ),
 }
 
+
+@st.cache_data(show_spinner="Running the network on the image...", max_entries=32)
+def run_sample(_engine: Engine, engine_key: tuple, sample: str) -> InferenceResult:
+    """Cached per engine and image: stepping through the tour does not recompute the maps."""
+    return _engine.run(load_image(SAMPLES / f"{sample}.jpg").image)
+
+
 config = variant_sidebar()
 counts = counts_of(config)
 traced = trace_of(config)
@@ -100,8 +108,7 @@ with graph_column:
     if shown in names:
         st.graphviz_chart(block_graph(traced, shown).source)
 with maps_column:
-    engine, engine_key = engine_of(config)
-    result = engine.run(load_image(SAMPLES / f"{sample}.jpg").image)
+    result = run_sample(*engine_of(config), sample)
     maps = [b for b in result.blocks if b.name.split(".")[0] in component.modules]
     if maps:
         chosen = maps[len(maps) // 2] if shown not in {b.name for b in maps} else result.block(shown)

@@ -3,8 +3,9 @@
     python -m benchmarks.bench_cpu [--repeats N]
 
 Measured in one run, interleaved (each round times every contender once), medians reported as
-ratios to timm's forward. Also the app's first result after a cold start: a fresh Python process
-that imports the engine, builds the model on random weights and runs one sample end to end.
+ratios to timm's forward. Also the library's first result after a cold start: a fresh Python process
+that imports the engine, builds the model on random weights and runs one sample end to end (the
+whole app, server and browser included: benchmarks/first_result.py).
 """
 
 from __future__ import annotations

@@ -90,11 +90,11 @@ def main() -> None:
             for page, path in zip(pages, images, strict=True):
                 left = max(args.timeout - (time.monotonic() - start), 1)
                 page.get_by_text(f"{path.name}: what the network sees").wait_for(timeout=left * 1000)
-                page.locator(".js-plotly-plot").nth(1).wait_for(timeout=left * 1000)  # the block's heatmap
+                page.locator(".js-plotly-plot").first.wait_for(timeout=left * 1000)  # the block's heatmap
                 results[path.name]["maps"] = time.monotonic() - start
-                figure = page.locator(".js-plotly-plot").first
-                labels = figure.evaluate("node => node.data[0].y")
-                results[path.name]["top5"] = list(labels)
+                bars = page.locator("[data-testid='stProgress']")  # "1. tabby: 41.0%", ...
+                labels = [bars.nth(i).inner_text().split(". ", 1)[1].rsplit(": ", 1)[0] for i in range(5)]
+                results[path.name]["top5"] = labels
                 results[path.name]["errors"] = page.locator("[data-testid='stException']").count()
             browser.close()
         memory = peak_memory_mb(server.pid)

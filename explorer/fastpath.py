@@ -21,21 +21,14 @@ def fold_batch_norms(model: InceptionResNetV2) -> InceptionResNetV2:
     folded = copy.deepcopy(model).eval()
     for unit in folded.modules():
         if isinstance(unit, ConvBnRelu) and isinstance(unit.bn, nn.BatchNorm2d):
+            # The copy's own conv takes the batch norm in place: no new module, no default
+            # initialisation to run (and no draws from torch's global RNG).
             bn, conv = unit.bn, unit.conv
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            fused = nn.Conv2d(
-                conv.in_channels,
-                conv.out_channels,
-                conv.kernel_size,
-                conv.stride,
-                conv.padding,
-                bias=True,
-                device=conv.weight.device,
-                dtype=conv.weight.dtype,
-            )
-            fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-            fused.bias.copy_(bn.bias - bn.running_mean * scale)
-            unit.conv, unit.bn = fused, nn.Identity()
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+            unit.bn = nn.Identity()
     return folded
 
 
@@ -44,7 +37,8 @@ class MergedHeadBlock(InceptionResNetBlock):
 
     The branches all start from the block's input, and each begins with a 1x1 conv-ReLU (batch
     norm already folded): one conv with their output channels stacked computes the same numbers
-    in one kernel, and its output is split back into the branches as views.
+    in one kernel, and its output is split back into the branches as views. Built from a block
+    of a folded copy, whose modules it takes over.
     """
 
     def __init__(self, block: InceptionResNetBlock) -> None:
@@ -54,17 +48,16 @@ class MergedHeadBlock(InceptionResNetBlock):
             units = list(branch) if isinstance(branch, nn.Sequential) else [branch]
             heads.append(units[0])
             tails.append(nn.Sequential(*units[1:]))
-        weight = heads[0].conv.weight
-        conv = nn.Conv2d(
-            weight.shape[1], sum(h.conv.out_channels for h in heads), 1, device=weight.device, dtype=weight.dtype
-        )
-        with torch.no_grad():
-            conv.weight.copy_(torch.cat([h.conv.weight for h in heads]))
-            conv.bias.copy_(torch.cat([h.conv.bias for h in heads]))
+        self.split_sizes = [h.conv.out_channels for h in heads]
+        # The first head's conv (of the folded copy) becomes the merged one: the heads' weights
+        # and biases stacked, so no new module needs initialising.
+        conv = heads[0].conv
+        conv.weight = nn.Parameter(torch.cat([h.conv.weight for h in heads]).detach())
+        conv.bias = nn.Parameter(torch.cat([h.conv.bias for h in heads]).detach())
+        conv.out_channels = conv.weight.shape[0]
         self.heads = conv
         self.relu = nn.ReLU(inplace=True)
         self.tails = nn.ModuleList(tails)
-        self.split_sizes = [h.conv.out_channels for h in heads]
         self.conv2d, self.act, self.scale = block.conv2d, block.act, block.scale
         self.activate, self.out_channels, self.shortcut = block.activate, block.out_channels, block.shortcut
 

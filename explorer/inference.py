@@ -12,24 +12,27 @@ into one buffer and copied once.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
+import importlib.util
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
+from torch import Tensor, nn
 
 from explorer.fastpath import inference_copy
-from explorer.model import InceptionResNetV2
+from explorer.model import InceptionResNetBlock, InceptionResNetV2
 from explorer.weights import WeightsInfo
 
 # --------------------------------------------------------------------------------------------
@@ -78,14 +81,39 @@ def crop_for_network(image: Image.Image, preprocessing: Preprocessing = TF_IN1K)
 
 
 def to_tensor(crop: Image.Image, preprocessing: Preprocessing = TF_IN1K) -> Tensor:
-    """The cropped RGB image as the normalised (1, 3, H, W) float tensor the network takes."""
-    tensor = TF.to_dtype(TF.pil_to_tensor(crop), torch.float32, scale=True)
-    return TF.normalize(tensor, list(preprocessing.mean), list(preprocessing.std)).unsqueeze(0)
+    """The cropped RGB image as the normalised (1, 3, H, W) float tensor the network takes.
+
+    The arithmetic of torchvision's ``pil_to_tensor``, ``to_dtype(scale=True)`` and ``normalize``
+    (a test checks they agree exactly), written out so that the first result does not wait for
+    torchvision's import: about two seconds, since it loads torch's compiler.
+    """
+    pixels = torch.from_numpy(np.array(crop.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+    mean = torch.tensor(preprocessing.mean).reshape(3, 1, 1)
+    std = torch.tensor(preprocessing.std).reshape(3, 1, 1)
+    return ((pixels.float() / 255 - mean) / std).unsqueeze(0)
 
 
 @cache
 def imagenet_labels() -> tuple[str, ...]:
-    """The 1000 ImageNet class names bundled with torchvision (no download)."""
+    """The 1000 ImageNet class names bundled with torchvision (no download).
+
+    Read as data from torchvision's own category table (``torchvision/models/_meta.py``: the
+    list literal is parsed, nothing is executed) without importing the package, for the same two
+    seconds as above; the public route, the ResNet-50 weights' metadata, is the fallback should
+    that file change, and a test checks that both agree.
+    """
+    spec = importlib.util.find_spec("torchvision")
+    table = Path(spec.origin).parent / "models" / "_meta.py" if spec and spec.origin else None
+    if table is not None and table.is_file():
+        for statement in ast.parse(table.read_text()).body:
+            if (
+                isinstance(statement, ast.Assign)
+                and [getattr(t, "id", None) for t in statement.targets] == ["_IMAGENET_CATEGORIES"]
+                and isinstance(statement.value, ast.List)
+            ):
+                categories = ast.literal_eval(statement.value)
+                if len(categories) == 1000 and all(isinstance(c, str) for c in categories):
+                    return tuple(categories)
     from torchvision.models import ResNet50_Weights
 
     return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
@@ -213,56 +241,147 @@ def reduce_block(out: Tensor, shortcut: Tensor | None, residual: Tensor | None, 
     return [part.reshape(batch, -1) for part in parts]
 
 
-def pipeline(model: InceptionResNetV2, x: Tensor, top_k: int) -> tuple[Tensor, Layout]:
+class BlockGroup(nn.Module):
+    """Consecutive blocks of a model whose maps are reduced together: a run of residual blocks
+    (one shape, since a residual block keeps its input's shape), or a single other block.
+
+    Holds the model's own block modules (nothing is copied); calling it runs them in order and
+    returns each block's output and, for residual blocks, each scaled residual branch.
+    """
+
+    def __init__(self, blocks: Sequence[tuple[str, nn.Module]]) -> None:
+        super().__init__()
+        self.names = [name for name, _ in blocks]
+        self.blocks = nn.ModuleList(block for _, block in blocks)
+        self.residual = isinstance(self.blocks[0], InceptionResNetBlock)
+
+    def forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        outputs, residuals = [], []
+        for block in self.blocks:
+            if self.residual:
+                x, residual = block.forward_parts(x)
+                residuals.append(residual)
+            else:
+                x = block(x)
+            outputs.append(x)
+        return outputs, residuals
+
+
+def block_groups(model: InceptionResNetV2) -> list[BlockGroup]:
+    """The model's blocks in forward order, cut into :class:`BlockGroup` s."""
+    runs: list[list[tuple[str, nn.Module]]] = []
+    for name, block in model.blocks():
+        residual = isinstance(block, InceptionResNetBlock)
+        if residual and runs and isinstance(runs[-1][-1][1], InceptionResNetBlock):
+            runs[-1].append((name, block))
+        else:
+            runs.append([(name, block)])
+    return [BlockGroup(run) for run in runs]
+
+
+def reduce_group(outputs: list[Tensor], group_input: Tensor, residuals: list[Tensor], top_k: int) -> Tensor:
+    """One group's packed numbers, (B, G * n): per image, each block's :func:`reduce_block` parts
+    in forward order. The group's outputs are stacked and reduced as one batch, so a run of ten
+    blocks costs the kernels of one."""
+    batch = group_input.shape[0]
+    stacked = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+    shortcuts = added = None
+    if residuals:  # what each block received: the group's input, then the previous block's output
+        shortcuts = torch.cat([group_input, *outputs[:-1]])
+        added = torch.cat(residuals) if len(residuals) > 1 else residuals[0]
+    parts = reduce_block(stacked, shortcuts, added, top_k)  # each (G * B, n)
+    per_block = torch.cat([part.reshape(len(outputs), batch, -1) for part in parts], 2)  # (G, B, n)
+    return per_block.transpose(0, 1).reshape(batch, -1)
+
+
+def head_part(model: InceptionResNetV2, features: Tensor) -> Tensor:
+    """The top-5 probabilities and class indices, (B, 10)."""
+    top = model.forward_head(features).float().softmax(1).topk(5, dim=1)
+    return torch.cat([top.values, top.indices.float()], 1)
+
+
+@dataclass
+class PipelineSteps:
+    """The callables :func:`pipeline` runs: each group's forward, a group's reduction, the head.
+
+    Plain eager modules and functions by default; :meth:`compiled` swaps in torch.compile'd ones
+    (one compiled forward per group, so that each group's maps can be reduced, on a second CUDA
+    stream, while the next groups run).
+    """
+
+    model: InceptionResNetV2
+    groups: list[BlockGroup]
+    forwards: list[Callable[[Tensor], tuple[list[Tensor], list[Tensor]]]]
+    reduce: Callable[..., Tensor] = reduce_group
+    head: Callable[[InceptionResNetV2, Tensor], Tensor] = head_part
+
+    @classmethod
+    def eager(cls, model: InceptionResNetV2) -> PipelineSteps:
+        groups = block_groups(model)
+        return cls(model, groups, list(groups))
+
+    @classmethod
+    def compiled(cls, model: InceptionResNetV2, forward: bool = True, reduce: bool = True) -> PipelineSteps:
+        groups = block_groups(model)
+        forwards = [torch.compile(group, dynamic=False) if forward else group for group in groups]
+        return cls(
+            model,
+            groups,
+            forwards,
+            torch.compile(reduce_group, dynamic=False) if reduce else reduce_group,
+            torch.compile(head_part, dynamic=False) if reduce else head_part,
+        )
+
+
+def pipeline(
+    model: InceptionResNetV2,
+    x: Tensor,
+    top_k: int,
+    steps: PipelineSteps | None = None,
+    *,
+    out: Tensor | None = None,
+    reduce_stream: torch.cuda.Stream | None = None,
+) -> tuple[Tensor, Layout]:
     """The whole per-image computation: forward, top-5, every block's maps and statistics, packed.
 
-    Returns one (B, n) float32 tensor, a row per image, and the layout to read a row back. The
-    same function runs eagerly on the CPU and, captured once as a CUDA graph, on the GPU.
-    Consecutive blocks of one shape (the 10 A blocks, say) are reduced together as one stacked
-    batch: a handful of reduction kernels per stage instead of per block.
+    Returns one (B, n) float32 tensor, a row per image (written into ``out`` when given), and the
+    layout to read a row back. The same function runs eagerly on the CPU and, captured once as a
+    CUDA graph, on the GPU. There, with a ``reduce_stream``, each group's reductions run on that
+    stream while the main stream goes on with the next group's forward: at batch 1 neither fills
+    the GPU, so the maps cost little more than the forward alone.
     """
-    logits, intermediates, residuals = model.forward_intermediates_and_residuals(x)
-    top = logits.float().softmax(1).topk(5, dim=1)
-    parts: list[Tensor] = [top.values, top.indices.float()]
+    steps = steps or PipelineSteps.eager(model)
+    main = torch.cuda.current_stream(x.device) if reduce_stream is not None else None
+    parts: list[Tensor] = []
     layout: Layout = []
-    names = list(intermediates)
-    shortcuts = dict(zip(names, [x, *intermediates.values()], strict=False))
-    batch = x.shape[0]
-    for group in _runs_of_equal_blocks(names, intermediates, residuals):
-        outs = torch.cat([intermediates[name] for name in group])
-        inputs = torch.cat([shortcuts[name] for name in group]) if group[0] in residuals else None
-        added = torch.cat([residuals[name] for name in group]) if group[0] in residuals else None
-        stacked = reduce_block(outs, inputs, added, top_k)  # each part (G * B, n)
-        for index, name in enumerate(group):
-            rows = slice(index * batch, (index + 1) * batch)
-            block_parts = [part[rows] for part in stacked]
-            parts += block_parts
-            channels, height, width = intermediates[name].shape[1:]
-            layout.append((name, (channels, height, width), block_parts[2].shape[1], block_parts[4].shape[1]))
-    return torch.cat(parts, 1), layout
-
-
-def _runs_of_equal_blocks(
-    names: list[str], intermediates: dict[str, Tensor], residuals: dict[str, Tensor]
-) -> list[list[str]]:
-    """Consecutive block names whose outputs share one shape and whose residuals are alike."""
-    groups: list[list[str]] = []
-    for name in names:
-        key = (intermediates[name].shape, name in residuals)
-        previous = groups[-1][-1] if groups else None
-        if previous is not None and (intermediates[previous].shape, previous in residuals) == key:
-            groups[-1].append(name)
-        else:
-            groups.append([name])
-    return groups
+    kept: list[object] = []  # what the reduce stream reads stays referenced until it has joined
+    for group, forward in zip(steps.groups, steps.forwards, strict=True):
+        outputs, residuals = forward(x)
+        if reduce_stream is not None:
+            reduce_stream.wait_stream(main)
+        with torch.cuda.stream(reduce_stream) if reduce_stream is not None else contextlib.nullcontext():
+            parts.append(steps.reduce(outputs, x, residuals, top_k))
+        kept += [x, outputs, residuals]
+        for name, output in zip(group.names, outputs, strict=True):
+            channels, height, width = output.shape[1:]
+            layout.append((name, (channels, height, width), min(top_k, channels), 4 if group.residual else 3))
+        x = outputs[-1]
+    head = steps.head(steps.model, x)
+    if reduce_stream is not None:
+        main.wait_stream(reduce_stream)
+    if out is None:
+        return torch.cat([head, *parts], 1), layout
+    torch.cat([head, *parts], 1, out=out)
+    return out, layout
 
 
 class CapturedPipeline:
     """:func:`pipeline` for one batch size, captured as a CUDA graph and replayed.
 
     The input, the packed output and a pinned host buffer are allocated once; a call copies the
-    images in, replays every kernel of forward and reductions in one launch, and copies the one
-    packed buffer to the host. Not re-entrant: the engine serialises calls with a lock.
+    images in, replays every kernel of forward and reductions (two streams, one graph) in one
+    launch, and copies the one packed buffer to the host. Not re-entrant: the engine serialises
+    calls with a lock.
     """
 
     def __init__(
@@ -273,26 +392,24 @@ class CapturedPipeline:
         input_size: int,
         dtype: torch.dtype = torch.bfloat16,
         compile: bool = False,
+        overlap: bool = True,
     ) -> None:
         device = next(model.parameters()).device
         self.input = torch.zeros(batch_size, 3, input_size, input_size, device=device)
         self.input = self.input.contiguous(memory_format=torch.channels_last)
-
-        def run(x: Tensor) -> Tensor:
-            return pipeline(model, x, top_k)[0]
-
-        step = torch.compile(run, dynamic=False) if compile else run
-        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
-            _, self.layout = pipeline(model, self.input, top_k)
+        steps = PipelineSteps.compiled(model) if compile else PipelineSteps.eager(model)
+        reduce_stream = torch.cuda.Stream(device) if overlap else None
+        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype), _compile_limits():
+            self.output, self.layout = pipeline(model, self.input, top_k)
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):
                 for _ in range(3):  # cuDNN picks its algorithms, compiled code loads, before capture
-                    step(self.input)
+                    pipeline(model, self.input, top_k, steps, out=self.output, reduce_stream=reduce_stream)
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.output = step(self.input)
+                pipeline(model, self.input, top_k, steps, out=self.output, reduce_stream=reduce_stream)
         self.host = torch.empty(self.output.shape, dtype=self.output.dtype, pin_memory=True)
 
     def __call__(self, x: Tensor) -> np.ndarray:
@@ -301,6 +418,17 @@ class CapturedPipeline:
         self.host.copy_(self.output, non_blocking=True)
         torch.cuda.current_stream(self.input.device).synchronize()
         return self.host.numpy().copy()  # the pinned buffer is reused by the next call
+
+
+@contextlib.contextmanager
+def _compile_limits() -> Iterator[None]:
+    """Let torch.compile keep one compiled version per group (the reduction and the group forward
+    code are shared by every group, each with its own shapes), where its default stops at 8."""
+    import torch._dynamo.config as dynamo
+
+    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    with dynamo.patch(**{name: 64}):
+        yield
 
 
 class Engine:

@@ -632,7 +632,8 @@ class InceptionResNetV2(nn.Module):
         self.feature_stages: tuple[str, ...] = tuple(
             name for comp in components if comp.key != "head" for name in comp.modules
         )
-        self._init_weights()
+        if self.classif.weight.device.type != "meta":  # a meta model has no values to set (and
+            self._init_weights()  # drawing "random" meta values would import torch's compiler)
 
     @torch.no_grad()
     def _init_weights(self) -> None:

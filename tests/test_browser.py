@@ -226,8 +226,12 @@ def test_upload_an_image_and_get_top5_and_maps(page, tmp_path):
     settle(page)
     page.get_by_text("what the network sees").first.wait_for()
     assert page.get_by_text("On cpu (fp32) in").count() >= 1
-    assert page.locator(".js-plotly-plot").count() >= 4  # top-5, heatmap, channels, statistics
+    assert page.locator(".js-plotly-plot").count() >= 6  # heatmap, channels, four statistics
     page.screenshot(path=str(ARTIFACTS / "activations-upload.png"), full_page=True)
     document = json.loads(download(page, "Result JSON"))
     assert len(document["top5"]) == 5 and len(document["blocks"]) == 51
+    bars = page.locator("[data-testid='stProgress']")  # the top-5, as the page shows them
+    assert [bars.nth(i).inner_text().split(": ")[0] for i in range(5)] == [
+        f"{rank}. {p['label']}" for rank, p in enumerate(document["top5"], start=1)
+    ]
     assert document["blocks"][0]["name"] == "conv2d_1a"

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.fastpath import fold_batch_norms
-from explorer.inference import Engine, pipeline
+from explorer.fastpath import fold_batch_norms, inference_copy
+from explorer.inference import Engine, block_groups, pipeline
 from explorer.model import build_model
 from explorer.weights import WeightsInfo
 from tests.conftest import image_tensor
@@ -15,9 +15,13 @@ from tests.prototype import set_prototype_head
 
 
 def test_folding_keeps_every_block_output(released, photos):
-    folded = fold_batch_norms(released)
+    before = {k: v.clone() for k, v in released.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    folded = inference_copy(released)
+    assert torch.equal(torch.random.get_rng_state(), rng)  # nothing drawn from anyone's random numbers
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert sum(isinstance(m, nn.BatchNorm2d) for m in released.modules()) == 204  # the original is untouched
+    assert all(torch.equal(v, before[k]) for k, v in released.state_dict().items())
     with torch.no_grad():
         logits, blocks = released.forward_intermediates(photos)
         folded_logits, folded_blocks = folded.forward_intermediates(photos)
@@ -53,3 +57,15 @@ def test_bf16_pipeline_matches_float32_on_the_samples(sample_paths):
         for a, b in zip(want.blocks, got.blocks, strict=True):
             if a.mean.std() > 0:
                 assert correlation(a.mean, b.mean) >= 0.99, (i, a.name)
+
+
+def test_pipeline_reduces_each_run_of_residual_blocks_together_and_fills_a_given_buffer(photos):
+    model = inference_copy(build_model("released"))
+    groups = block_groups(model)
+    assert [name for group in groups for name in group.names] == model.block_names()
+    assert [len(g.names) for g in groups if g.residual] == [10, 20, 10]  # A, B, C (the last C block included)
+    with torch.inference_mode():
+        packed, layout = pipeline(model, photos[:2], top_k=4)
+        buffer = torch.full_like(packed, float("nan"))  # every number must be written
+        filled, again = pipeline(model, photos[:2], top_k=4, out=buffer)
+    assert filled is buffer and again == layout and torch.equal(buffer, packed)

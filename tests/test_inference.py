@@ -48,8 +48,33 @@ def test_preprocessing_equals_timms_for_the_tf_in1k_weights(sample_paths):
 
 
 def test_labels_are_torchvisions_imagenet_classes():
+    from torchvision.models import ResNet50_Weights
+
     labels = imagenet_labels()
     assert len(labels) == 1000 and labels[0] == "tench" and labels[281] == "tabby"
+    assert labels == tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])  # the public route agrees
+
+
+def test_to_tensor_is_torchvisions_arithmetic(sample_paths):
+    from torchvision.transforms.v2 import functional as TF
+
+    for path in sample_paths:
+        crop = crop_for_network(load_image(path).image)
+        expected = TF.normalize(TF.to_dtype(TF.pil_to_tensor(crop), torch.float32, scale=True), [0.5] * 3, [0.5] * 3)
+        torch.testing.assert_close(to_tensor(crop)[0], expected, rtol=0, atol=1e-6)
+
+
+def test_the_cpu_path_to_a_first_result_imports_neither_torchvision_nor_the_compiler():
+    script = (
+        "import sys; from explorer.images import load_image; from explorer.inference import Engine;"
+        "from explorer.model import make_config; from explorer.weights import random_weights;"
+        "e = Engine(*random_weights(make_config('released')), device='cpu');"
+        "r = e.run(load_image('assets/samples/cat.jpg').image);"
+        "print(r.top5[0].label in e.labels, 'torchvision' in sys.modules, 'torch._dynamo' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=SAMPLES.parents[1], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False"]  # each costs seconds of start-up
 
 
 def test_maps_for_every_block_in_forward_order(engine, cat_result):
@@ -69,13 +94,22 @@ def test_maps_for_every_block_in_forward_order(engine, cat_result):
         assert list(block.top_channels) == best
         np.testing.assert_allclose(block.top_maps[0], tensor[best[0]].numpy(), rtol=1e-5, atol=1e-6)
         assert block.stats.zero_fraction == pytest.approx(float((tensor == 0).float().mean()), abs=1e-6)
+        assert block.stats.mean == pytest.approx(float(tensor.mean()), rel=1e-4, abs=1e-7)
+        assert block.stats.std == pytest.approx(float(tensor.std()), rel=1e-4)
     probabilities = logits.softmax(1)[0]
     assert [p.index for p in cat_result.top5] == probabilities.topk(5).indices.tolist()
     assert cat_result.top5[0].label == imagenet_labels()[cat_result.top5[0].index]
 
 
-def test_residual_ratio_only_for_residual_blocks(cat_result):
+def test_residual_ratio_only_for_residual_blocks(engine, cat_result):
     ratios = {b.name: b.stats.residual_ratio for b in cat_result.blocks}
+    x = to_tensor(crop_for_network(load_image(SAMPLES / "cat.jpg").image))
+    with torch.no_grad():
+        _, outputs, residuals = engine.model.forward_intermediates_and_residuals(x)
+    names = list(outputs)
+    for name, residual in residuals.items():  # |what the block adds| / |what it receives|
+        received = outputs[names[names.index(name) - 1]]
+        assert ratios[name] == pytest.approx(float(residual.norm() / received.norm()), rel=1e-4), name
     assert ratios["conv2d_1a"] is None and ratios["mixed_6a"] is None
     assert all(ratios[f"repeat_1.{i}"] > 0 for i in range(20))
     # the last C block adds its residual unscaled (scale 1.0): a far larger share than the scaled ones

@@ -6,6 +6,8 @@ survive moving between pages; everything cached is keyed by plain values and nev
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import streamlit as st
 
 from explorer.claims import Claim, check_claims
@@ -55,6 +57,7 @@ def variant_sidebar() -> InceptionResNetConfig:
             _widget_default(name, default)
             counts.append(st.slider(f"Inception-ResNet-{letter}", 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
     config = make_config(variant, repeats=tuple(counts))
+    default_engine_build()  # starts the background warm-up on the first page anyone opens
     weights_sidebar(config)
     if weights_in_use(config) == RANDOM:
         st.warning(
@@ -171,12 +174,11 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
                 st.rerun()
 
 
-@st.cache_resource(
-    show_spinner="Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)...",
-    max_entries=4,
-)
-def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
-    """One engine per (network, weights), shared read-only by every session."""
+EngineKey = tuple[str, tuple[int, int, int], str]  # variant, blocks of each type, weights
+DEFAULT_ENGINE: EngineKey = ("released", VARIANTS["released"].repeats.as_tuple(), RANDOM)
+
+
+def build_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
     config = make_config(variant, repeats=repeats)
     kind, _, name = weights.partition(":")
     if kind == "file":
@@ -188,7 +190,36 @@ def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> 
     return Engine(model, info)
 
 
-def engine_of(config: InceptionResNetConfig) -> tuple[Engine, tuple[str, tuple[int, int, int], str]]:
+@st.cache_resource(show_spinner=False)
+def default_engine_build() -> Future[Engine]:
+    """The default engine (released network, random weights), built on a thread of its own.
+
+    Started when the server starts (``app.py``'s start-up hook) or, failing that, by the first
+    page anyone opens: initialising 56 M parameters, folding them and, on a GPU, compiling take
+    seconds to minutes, which are then over, or nearly, by the time the Activations page asks.
+    Built once per server process.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-warm-up")
+    build = executor.submit(build_engine, *DEFAULT_ENGINE)
+    executor.shutdown(wait=False)  # the thread ends with the build
+    return build
+
+
+@st.cache_resource(
+    show_spinner="Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)...",
+    max_entries=4,
+)
+def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
+    """One engine per (network, weights), shared read-only by every session."""
+    if (variant, repeats, weights) == DEFAULT_ENGINE:
+        try:
+            return default_engine_build().result()
+        except Exception:  # a failed warm-up is retried here, where its error is shown
+            pass
+    return build_engine(variant, repeats, weights)
+
+
+def engine_of(config: InceptionResNetConfig) -> tuple[Engine, EngineKey]:
     """This session's engine and the key that names it (for caching results)."""
     key = (config.variant, config.repeats.as_tuple(), weights_in_use(config))
     return cached_engine(*key), key

@@ -93,20 +93,14 @@ for column, (name, _, result) in zip(columns, results, strict=True):
             result.image, caption=f"{name}: what the network sees ({result.image.shape[1]}x{result.image.shape[0]})"
         )
     with chart:
-        top = pd.DataFrame(
-            {"class": [p.label for p in result.top5], "probability": [p.probability for p in result.top5]}
-        )
-        figure = px.bar(
-            top,
-            x="probability",
-            y="class",
-            orientation="h",
-            text_auto=".1%",
-            range_x=[0, 1],
-            title=f"Top-5 ({result.weights})",
-        )
-        figure.update_layout(yaxis={"categoryorder": "total ascending"}, height=280, margin={"t": 40, "b": 10})
-        st.plotly_chart(figure, key=f"top5_{name}")
+        # Native bars rather than a chart: they show with the first paint, before the browser has
+        # loaded the plotting library (seconds on a slow machine).
+        st.markdown(f"**Top-5** ({result.weights})")
+        for rank, prediction in enumerate(result.top5, start=1):
+            st.progress(
+                min(max(prediction.probability, 0.0), 1.0),
+                text=f"{rank}. {prediction.label}: {prediction.probability:.1%}",
+            )
         stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in result.timings_ms.items() if stage != "total")
         st.caption(f"On **{result.device}** in **{result.timings_ms['total']:.0f} ms** ({stages} ms).")
         for note in result.notes:

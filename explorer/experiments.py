@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from explorer.inference import Engine
+from explorer.inference import BlockStats, Engine
 from explorer.model import InceptionResNetConfig, InceptionResNetV2, make_config
 from explorer.weights import WeightsInfo
 
@@ -39,10 +39,7 @@ class Setting:
 class BlockStatistics:
     block: str
     depth: int
-    mean: float
-    std: float
-    zero_fraction: float
-    residual_ratio: float | None
+    stats: BlockStats  # the engine's, as it computed them
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ class Run:
     blocks: tuple[BlockStatistics, ...]
 
     def std_of(self, block: str) -> float:
-        return next(b.std for b in self.blocks if b.block == block)
+        return next(b.stats.std for b in self.blocks if b.block == block)
 
 
 def settings(custom: tuple[float, float, float] | None = None) -> list[Setting]:
@@ -76,9 +73,6 @@ def run_experiment(image: Image.Image, make_model: ModelMaker, chosen: list[Sett
         config = make_config("released", scales=setting.scales, shortcuts=setting.shortcuts)
         model, info = make_model(config)
         result = Engine(model, info, device="cpu", top_k=1).run(image)
-        blocks = tuple(
-            BlockStatistics(b.name, depth, b.stats.mean, b.stats.std, b.stats.zero_fraction, b.stats.residual_ratio)
-            for depth, b in enumerate(result.blocks)
-        )
+        blocks = tuple(BlockStatistics(b.name, depth, b.stats) for depth, b in enumerate(result.blocks))
         runs.append(Run(setting, result.top5[0].label, result.top5[0].probability, blocks))
     return runs

@@ -300,16 +300,15 @@ def head_part(model: InceptionResNetV2, features: Tensor) -> Tensor:
     return torch.cat([top.values, top.indices.float()], 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineSteps:
     """The callables :func:`pipeline` runs: each group's forward, a group's reduction, the head.
 
     Plain eager modules and functions by default; :meth:`compiled` swaps in torch.compile'd ones
     (one compiled forward per group, so that each group's maps can be reduced, on a second CUDA
-    stream, while the next groups run).
+    stream, while the next groups run). Built once per model and reused.
     """
 
-    model: InceptionResNetV2
     groups: list[BlockGroup]
     forwards: list[Callable[[Tensor], tuple[list[Tensor], list[Tensor]]]]
     reduce: Callable[..., Tensor] = reduce_group
@@ -318,18 +317,16 @@ class PipelineSteps:
     @classmethod
     def eager(cls, model: InceptionResNetV2) -> PipelineSteps:
         groups = block_groups(model)
-        return cls(model, groups, list(groups))
+        return cls(groups, list(groups))
 
     @classmethod
-    def compiled(cls, model: InceptionResNetV2, forward: bool = True, reduce: bool = True) -> PipelineSteps:
+    def compiled(cls, model: InceptionResNetV2) -> PipelineSteps:
         groups = block_groups(model)
-        forwards = [torch.compile(group, dynamic=False) if forward else group for group in groups]
         return cls(
-            model,
             groups,
-            forwards,
-            torch.compile(reduce_group, dynamic=False) if reduce else reduce_group,
-            torch.compile(head_part, dynamic=False) if reduce else head_part,
+            [torch.compile(group, dynamic=False) for group in groups],
+            torch.compile(reduce_group, dynamic=False),
+            torch.compile(head_part, dynamic=False),
         )
 
 
@@ -366,7 +363,7 @@ def pipeline(
             channels, height, width = output.shape[1:]
             layout.append((name, (channels, height, width), min(top_k, channels), 4 if group.residual else 3))
         x = outputs[-1]
-    head = steps.head(steps.model, x)
+    head = steps.head(model, x)
     if reduce_stream is not None:
         main.wait_stream(reduce_stream)
     if out is None:
@@ -462,6 +459,7 @@ class Engine:
         if self.device.type == "cuda":
             fast = fast.to(self.device, memory_format=torch.channels_last)
         self.model = fast
+        self.cpu_steps = PipelineSteps.eager(fast)  # the same modules wherever they are moved
         self.gpu_dtype = gpu_dtype
         # torch.compile fuses the per-block reductions (a minute or two of warm-up, once per engine);
         # EXPLORER_COMPILE=0 keeps plain kernels, captured all the same.
@@ -538,7 +536,7 @@ class Engine:
             # One image at a time: torch already spreads each over every core, and concurrent
             # requests would only make them fight over the same cores.
             with self._lock, torch.inference_mode():
-                packed, layout = pipeline(self.model, x, self.top_k)
+                packed, layout = pipeline(self.model, x, self.top_k, self.cpu_steps)
             computed = time.perf_counter()
             host = packed.numpy()
             timings = {"preprocess": ready - start, "forward and maps": computed - ready}

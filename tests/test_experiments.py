@@ -15,7 +15,7 @@ def test_removing_the_scaling_makes_activations_grow_and_each_block_add_more():
     for block in ("repeat.9", "repeat_1.19", "repeat_2.8", "conv2d_7b"):
         assert unscaled.std_of(block) > 10 * released.std_of(block), block
         assert released.std_of(block) < custom.std_of(block) < unscaled.std_of(block), block
-    ratios = {run.setting.label: [b.residual_ratio for b in run.blocks if b.residual_ratio] for run in runs}
+    ratios = {run.setting.label: [b.stats.residual_ratio for b in run.blocks if b.stats.residual_ratio] for run in runs}
     mean = {label: sum(values) / len(values) for label, values in ratios.items()}
     assert mean[unscaled.setting.label] > 2 * mean[released.setting.label]
     # the same weights throughout: the stem, before any residual, is identical

@@ -52,9 +52,9 @@ frame = pd.DataFrame(
             "setting": run.setting.label,
             "depth": b.depth,
             "block": b.block,
-            "std of the block output": b.std,
-            "residual / shortcut": b.residual_ratio,
-            "fraction of zeros": b.zero_fraction,
+            "std of the block output": b.stats.std,
+            "residual / shortcut": b.stats.residual_ratio,
+            "fraction of zeros": b.stats.zero_fraction,
         }
         for run in runs
         for b in run.blocks
@@ -81,13 +81,13 @@ ratio = px.line(
 )
 st.plotly_chart(ratio)
 
-last = {run.setting.label: run.blocks[-1].std for run in runs}
+last = {run.setting.label: run.blocks[-1].stats.std for run in runs}
 st.dataframe(
     pd.DataFrame(
         [
             {
                 "setting": run.setting.label,
-                "std at the last block": run.blocks[-1].std,
+                "std at the last block": run.blocks[-1].stats.std,
                 "top-1": f"{run.top1} ({run.top1_probability:.1%})",
             }
             for run in runs
@@ -96,8 +96,9 @@ st.dataframe(
     hide_index=True,
 )
 released, unscaled = runs[0], runs[1]
+growth_factor = unscaled.blocks[-1].stats.std / released.blocks[-1].stats.std
 st.markdown(
-    f"Without scaling, the last block's output is **{unscaled.blocks[-1].std / released.blocks[-1].std:,.0f} times** "
+    f"Without scaling, the last block's output is **{growth_factor:,.0f} times** "
     "as large as with the released scales: every unscaled residual adds about as much as the block receives, "
     "so the sum keeps growing. Without residual connections the signal has to pass through every branch and "
     "can fade instead. Scaling keeps each block's contribution small, which is what kept the paper's training stable."

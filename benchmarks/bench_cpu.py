@@ -35,7 +35,7 @@ from explorer.inference import Engine
 from explorer.model import make_config
 from explorer.weights import random_weights
 model, info = random_weights(make_config("released"))
-result = Engine(model, info, device="cpu").run(load_image("assets/samples/cat.jpg").image)
+result = Engine(model, info, device="cpu").run(load_image("explorer/samples/cat.jpg").image)
 print(time.perf_counter() - start)
 """
 
@@ -47,7 +47,7 @@ def main() -> None:
     import timm
 
     x = torch.randn(1, 3, 299, 299)
-    image = load_image(ROOT / "assets" / "samples" / "cat.jpg").image
+    image = load_image(ROOT / "explorer" / "samples" / "cat.jpg").image
     peer = timm.create_model("inception_resnet_v2", pretrained=False).eval()
     model = build_model("released")
     fast = inference_copy(model)

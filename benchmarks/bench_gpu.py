@@ -181,7 +181,7 @@ def check(results: dict) -> None:
     from tests.conftest import image_tensor
     from tests.prototype import set_prototype_head
 
-    paths = sorted((ROOT / "assets" / "samples").glob("*.jpg"))
+    paths = sorted((ROOT / "explorer" / "samples").glob("*.jpg"))
     images = torch.cat([image_tensor(p) for p in paths]).cuda()
     model = build_model("released", seed=3).cuda()
     set_prototype_head(model, images)

@@ -31,7 +31,7 @@ from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, st
 
 def one_round(browser, weights_dir: str, via_landing_page: bool) -> dict[str, float]:
     port = free_port()
-    env = {"EXPLORER_WEIGHTS_DIR": weights_dir}  # no weights: seeded random ones, as on a fresh clone
+    env = {"EXPLORER_WEIGHTS_DIR": weights_dir, "EXPLORER_WEIGHTS": "random"}  # the same model every round
     launched = time.monotonic()
     server = start_app(port, ARTIFACTS / "first-result-streamlit.log", env)
     times = {"server healthy": time.monotonic() - launched}

@@ -29,7 +29,7 @@ from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, st
 
 def make_images(count: int, folder: Path) -> list[Path]:
     """Distinct photographs: the samples rotated, mirrored and cropped."""
-    samples = sorted((ROOT / "assets" / "samples").glob("*.jpg"))
+    samples = sorted((ROOT / "explorer" / "samples").glob("*.jpg"))
     paths = []
     for i in range(count):
         image = Image.open(samples[i % len(samples)]).convert("RGB").rotate(15 * (i // len(samples)), expand=True)
@@ -69,7 +69,7 @@ def main() -> None:
     expected = {p.name: [x.label for x in reference_engine.run(load_image(p).image).top5] for p in images}
 
     port = free_port()
-    server = start_app(port, ARTIFACTS / "classroom-streamlit.log")
+    server = start_app(port, ARTIFACTS / "classroom-streamlit.log", {"EXPLORER_WEIGHTS": "random"})  # as the reference
     results: dict[str, dict] = {}
     try:
         with sync_playwright() as playwright:

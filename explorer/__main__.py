@@ -1,8 +1,14 @@
-"""Command line over the explorer's library.
+"""The explorer's command line, over the library the app uses. Installed as irv2-explorer; also python -m explorer.
 
-python -m explorer summary [--variant V] [--depth N] [--repeats A B C]
-python -m explorer counts  [--variant V] [--format table|json|csv] [--repeats A B C]
-python -m explorer claims  [--format table|json]
+  irv2-explorer app [--port N] [--address HOST]            serve the web app, as make run does
+  irv2-explorer counts [--variant V] [--format table|json|csv] [--repeats A B C]
+  irv2-explorer claims [--format table|json]
+  irv2-explorer summary [--variant V] [--depth N] [--repeats A B C]
+  irv2-explorer graph [--variant V] [--level overview|expanded] [--block NAME] [-o FILE]
+  irv2-explorer infer IMAGE... [--weights auto|random|hub[:TAG]|FILE] [--format table|json] [--out DIR]
+  irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE
+
+Each command's --help says more.
 """
 
 from __future__ import annotations
@@ -107,25 +113,35 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_engine(weights: str | None, device: str, top_k: int = 8, variant: str = "released") -> Engine:
-    """An inference engine with the weights the user named (random when none)."""
+def resolve_weights(value: str) -> str:
+    """``--weights`` as a weights key or a file path: auto is the cached tf_in1k, else random (never a download)."""
+    from explorer.weights import AUTO, DEFAULT_TAG, RANDOM, cached_hub_weights, parse_weights_key
+
+    if value == AUTO:
+        return f"hub:{DEFAULT_TAG}" if cached_hub_weights(DEFAULT_TAG) is not None else RANDOM
+    if value in (RANDOM, "hub") or value.startswith("hub:"):
+        return parse_weights_key(value)
+    return value  # a file's path
+
+
+def load_engine(weights: str, device: str, top_k: int = 8, variant: str = "released") -> Engine:
+    """An inference engine with the weights the user named (:func:`resolve_weights`)."""
     from explorer.inference import Engine
-    from explorer.weights import load_hub_weights, load_weights_file, random_weights
+    from explorer.weights import load_weights, load_weights_file
 
     config = make_config(variant)
-    if weights is None:
-        model, info = random_weights(config)
-    elif weights == "hub" or weights.startswith("hub:"):
-        tag = weights.partition(":")[2] or "tf_in1k"
-        model, info = load_hub_weights(config, tag, progress=_stderr_progress)
+    key = resolve_weights(weights)
+    if key == "random" or key.startswith("hub:"):
+        model, info = load_weights(key, config, progress=_stderr_progress)
     else:
-        model, info = load_weights_file(weights, config)
+        model, info = load_weights_file(key, config)
     return Engine(model, info, device=device, top_k=top_k)
 
 
 def _stderr_progress(done: int, total: int) -> None:
     if total and sys.stderr.isatty():
-        print(f"\rdownloading weights: {done / total:6.1%} of {total / 2**20:.0f} MB", end="", file=sys.stderr)
+        end = "\n" if done >= total else ""
+        print(f"\rdownloading weights: {done / total:6.1%} of {total / 1e6:.0f} MB", end=end, file=sys.stderr)
 
 
 def _infer(args: argparse.Namespace) -> int:
@@ -138,7 +154,9 @@ def _infer(args: argparse.Namespace) -> int:
     engine = load_engine(args.weights, args.device, args.top_k)
     if engine.weights.random:
         print(
-            "note: random weights, predictions are meaningless (give --weights FILE or --weights hub)", file=sys.stderr
+            "note: random weights, predictions are meaningless (fetch the trained ones once with "
+            "`irv2-explorer weights fetch`, or give --weights hub or a file)",
+            file=sys.stderr,
         )
     results, failed = [], 0
     for path in args.images:
@@ -182,9 +200,100 @@ def _infer_table(path: str, result: InferenceResult) -> str:
     return "\n".join(lines)
 
 
+def _weights_fetch(args: argparse.Namespace) -> int:
+    from explorer.weights import cached_hub_weights, download_hub_weights
+
+    cached = cached_hub_weights(args.tag)
+    path = cached or download_hub_weights(args.tag, progress=_stderr_progress)
+    state = "already in the Hugging Face cache" if cached else "downloaded"
+    print(f"hub:{args.tag}: {state}, {path.stat().st_size / 1e6:.0f} MB, {path}")
+    return 0
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from explorer.weights import HUB_REPOS, WeightsError, cached_hub_weights, hub_file_size, local_weight_files
+
+    def hub_row(tag: str) -> dict[str, object]:
+        cached = cached_hub_weights(tag)
+        row: dict[str, object] = {"weights": f"hub:{tag}", "source": HUB_REPOS[tag], "cached": cached is not None}
+        if cached is not None:
+            return row | {"path": str(cached), "bytes": cached.stat().st_size}
+        if not args.offline:
+            try:
+                row["bytes"] = hub_file_size(tag)
+            except WeightsError as error:
+                row["error"] = str(error).split(" and ")[0]
+        return row
+
+    with ThreadPoolExecutor() as pool:  # the Hub is asked about every file at once: seconds at worst
+        rows = list(pool.map(hub_row, HUB_REPOS))
+    rows += [
+        {"weights": f"file:{p.name}", "source": str(p), "cached": True, "path": str(p), "bytes": p.stat().st_size}
+        for p in local_weight_files()
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        size = f"{row['bytes'] / 1e6:.0f} MB" if "bytes" in row else "?"
+        if row["cached"]:
+            where = f"at {row['path']}"
+        else:
+            where = f"not downloaded ({row.get('error', 'irv2-explorer weights fetch ' + str(row['weights'])[4:])})"
+        print(f"{row['weights']:<22} {size:>7}  {row['source']}: {where}")
+    return 0
+
+
+def _weights_check(args: argparse.Namespace) -> int:
+    from explorer.weights import WeightsError, load_weights_file
+
+    config = make_config(args.variant)
+    try:
+        _, info = load_weights_file(args.file, config)
+    except WeightsError as error:
+        print(f"{args.file} does not fit the {config.variant} network:", file=sys.stderr)
+        for problem in error.problems or [str(error)]:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.file} fits the {config.variant} network" + "".join(f"; {note}" for note in info.notes))
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamlit.web.cli import main as streamlit
+
+    script = Path(__file__).resolve().parent / "serve" / "app.py"
+    options = ["--server.port", str(args.port)] + (["--server.address", args.address] if args.address else [])
+    return streamlit(["run", str(script), *options], prog_name="streamlit")
+
+
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return port
+
+
+def _program() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m explorer" if name in ("", "__main__.py", "-m") else name
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=_program(), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    app = commands.add_parser("app", help="serve the web app (as make run does)")
+    app.add_argument("--port", type=_port, default=8501, help="default 8501")
+    app.add_argument("--address", help="the address to listen on (default: every interface)")
+    app.set_defaults(run=_app)
 
     summary = commands.add_parser("summary", help="the torchinfo summary, component by component")
     summary.add_argument("--variant", choices=list(VARIANTS), default="released")
@@ -214,12 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     infer = commands.add_parser("infer", help="top-5 and every block's activations for images")
     infer.add_argument("images", nargs="+", metavar="IMAGE")
-    infer.add_argument("--weights", help="a .safetensors/.pth file, or hub (tf_in1k) / hub:tf_ens_adv_in1k")
+    infer.add_argument(
+        "--weights",
+        default="auto",
+        help="auto (default: tf_in1k if `weights fetch` has cached it, else random; never downloads), random, "
+        "hub (tf_in1k, downloaded if need be), hub:tf_ens_adv_in1k, or a .safetensors/.pth file",
+    )
     infer.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     infer.add_argument("--format", choices=("table", "json"), default="table")
     infer.add_argument("--out", help="write each block's maps as PNG files into this folder")
     infer.add_argument("--top-k", type=int, default=8, help="most active channels kept per block (default 8)")
     infer.set_defaults(run=_infer)
+
+    weights = commands.add_parser("weights", help="the trained weights: fetch, list, check")
+    what = weights.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = what.add_parser("fetch", help="download weights into the Hugging Face cache, with a progress bar")
+    fetch.add_argument("tag", nargs="?", default="tf_in1k", help="tf_in1k (default) or tf_ens_adv_in1k")
+    fetch.set_defaults(run=_weights_fetch)
+    listing = what.add_parser("list", help="the weights there are, which are cached or in the weights folder, sizes")
+    listing.add_argument("--offline", action="store_true", help="do not ask the Hub the sizes of files not downloaded")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(run=_weights_list)
+    check = what.add_parser("check", help="does a weights file fit the network? (the report the app gives)")
+    check.add_argument("file", metavar="FILE")
+    check.add_argument("--variant", choices=list(VARIANTS), default="released")
+    check.set_defaults(run=_weights_check)
     return parser
 
 

@@ -26,6 +26,23 @@ _ALWAYS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP")
 ACCEPTED_FORMATS: tuple[str, ...] = _ALWAYS + (("AVIF",) if features.check("avif") else ())
 
 
+#: The sample photographs (public domain or CC0, see ATTRIBUTION.md there), installed with the package.
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+
+
+def sample_paths() -> list[Path]:
+    """The sample photographs, by name."""
+    return sorted(SAMPLES_DIR.glob("*.jpg"))
+
+
+def sample_path(name: str) -> Path:
+    """One sample by its name (``cat``), or :class:`ImageError` naming the ones there are."""
+    for path in sample_paths():
+        if path.stem == name:
+            return path
+    raise ImageError(f"no sample called {name!r}; the samples are {', '.join(p.stem for p in sample_paths())}")
+
+
 class ImageError(ValueError):
     """An image that cannot be used, with a message for people."""
 

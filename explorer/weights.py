@@ -176,6 +176,71 @@ def local_weight_files(directory: Path | None = None) -> list[Path]:
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
 
+#: Seconds to wait for the Hub's first answer, asked once: offline is decided in seconds, not after
+#: huggingface_hub's half a minute of retries.
+HUB_TIMEOUT = 4.0
+
+
+def hub_page(tag: str) -> str:
+    return f"https://huggingface.co/{_repo(tag)}"
+
+
+def offline_help(tag: str = "tf_in1k") -> str:
+    """How to get the weights onto a machine that cannot reach the Hub, in one sentence."""
+    return (
+        f"to use them without a network, run `irv2-explorer weights fetch {tag}` on a machine that has one and "
+        f"copy its Hugging Face cache ({hub_cache_dir()}) here, or save {HUB_FILENAME} from {hub_page(tag)} "
+        f"into {weights_dir()}/"
+    )
+
+
+def hub_cache_dir() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _repo(tag: str) -> str:
+    if tag not in HUB_REPOS:
+        raise WeightsError(f"unknown weights {tag!r}; expected one of: {', '.join(HUB_REPOS)}")
+    return HUB_REPOS[tag]
+
+
+def cached_hub_weights(tag: str = "tf_in1k", cache_dir: str | Path | None = None) -> Path | None:
+    """The released weights' file if the Hugging Face cache holds it; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(_repo(tag), HUB_FILENAME, cache_dir=cache_dir)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def hub_file_size(tag: str = "tf_in1k", endpoint: str | None = None, timeout: float = HUB_TIMEOUT) -> int:
+    """The weights file's size in bytes as the Hub reports it: one request, no retries.
+
+    Also the check that the Hub answers at all: :class:`WeightsError` within ``timeout`` seconds
+    when it does not (offline, a closed port, HF_HUB_OFFLINE set).
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    repo = _repo(tag)
+    if constants.HF_HUB_OFFLINE:
+        raise WeightsError(f"HF_HUB_OFFLINE is set and {repo} is not in the Hugging Face cache; {offline_help(tag)}")
+    url = hf_hub_url(repo, HUB_FILENAME, endpoint=endpoint)
+    where = "/".join(url.split("/")[:3])
+    try:
+        metadata = get_hf_file_metadata(url, timeout=timeout, endpoint=endpoint)
+    except Exception as error:  # the HTTP client's own errors: DNS, refused, timeout, HTTP status
+        raise WeightsError(
+            f"cannot reach the Hugging Face Hub at {where} ({_first_line(error)}) and {repo} is not in the cache; "
+            f"{offline_help(tag)}"
+        ) from None
+    return metadata.size or 0
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
 
 def download_hub_weights(
     tag: str = "tf_in1k",
@@ -183,44 +248,47 @@ def download_hub_weights(
     cache_dir: str | Path | None = None,
     endpoint: str | None = None,
 ) -> Path:
-    """Download (or find in the Hub cache) the released weights; the path of the cached file.
+    """The released weights' file from the Hugging Face cache, downloading it first if it is not there.
 
-    The Hub is ``huggingface.co`` unless ``HF_ENDPOINT`` (or ``endpoint``) says otherwise; the file lands in the
-    Hub cache (``HF_HUB_CACHE``, or ``cache_dir``), so a second call reads it from disk.
-    Interrupted transfers are resumed by huggingface_hub; a download that still fails leaves only
-    its ``.incomplete`` part file in the cache, never a broken weights file.
+    A cached file is used without touching the network (timm's weights files never change). The
+    Hub is ``huggingface.co`` unless ``HF_ENDPOINT`` (or ``endpoint``) says otherwise; the file
+    lands in the Hub cache (``HF_HUB_CACHE``, or ``cache_dir``). An unreachable Hub is reported
+    within :data:`HUB_TIMEOUT`; a transfer that breaks off is resumed by huggingface_hub, and one
+    that still fails leaves no part of the file in the cache.
     """
-    if tag not in HUB_REPOS:
-        raise WeightsError(f"unknown weights {tag!r}; expected one of: {', '.join(HUB_REPOS)}")
+    repo = _repo(tag)
+    cached = cached_hub_weights(tag, cache_dir)
+    if cached is not None:
+        return cached
+    size = hub_file_size(tag, endpoint)  # fails fast, instead of huggingface_hub's retries with backoff
+    if progress:
+        progress(0, size)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         path = hf_hub_download(
-            HUB_REPOS[tag],
+            repo,
             HUB_FILENAME,
             cache_dir=cache_dir,
             endpoint=endpoint,
             tqdm_class=_progress_bar(progress) if progress else None,
         )
-    except LocalEntryNotFoundError:
-        raise WeightsError(
-            f"cannot reach the Hugging Face Hub to download {HUB_REPOS[tag]} (offline?) and it is not in the cache; "
-            f"download {HUB_FILENAME} elsewhere and put it in {weights_dir()}/"
-        ) from None
+    except LocalEntryNotFoundError:  # the Hub went away between the first answer and the download
+        raise WeightsError(f"lost the Hugging Face Hub while downloading {repo}; {offline_help(tag)}") from None
     except Exception as error:
         # Transfers fail with the HTTP client's own errors (httpx or requests, by huggingface_hub version).
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(f"downloading {HUB_REPOS[tag]} failed ({first_line}); try again") from None
+        raise WeightsError(f"downloading {repo} failed ({_first_line(error)}); try again") from None
     return Path(path)
 
 
 def _progress_bar(callback: Progress) -> type:
     from tqdm.auto import tqdm
 
-    class CallbackBar(tqdm):  # huggingface_hub draws with the tqdm class it is given
+    class CallbackBar(tqdm):  # huggingface_hub counts bytes with the tqdm class it is given
         def __init__(self, *args: object, **kwargs: object) -> None:
-            kwargs["disable"] = False
+            kwargs["disable"] = False  # counts even where huggingface_hub's bars are turned off...
+            kwargs["file"] = _Silent()  # ...and draws nothing: the callback shows the progress
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
@@ -229,6 +297,14 @@ def _progress_bar(callback: Progress) -> type:
             return shown
 
     return CallbackBar
+
+
+class _Silent:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def load_hub_weights(
@@ -246,7 +322,7 @@ def load_hub_weights(
         raise WeightsError(
             f"the downloaded {HUB_FILENAME} is unusable and was removed from the cache ({error}); try again"
         ) from None
-    return model, WeightsInfo(f"{HUB_REPOS[tag]} (Hugging Face Hub)", random=False, notes=info.notes)
+    return model, WeightsInfo(f"{_repo(tag)} (Hugging Face Hub)", random=False, notes=info.notes)
 
 
 def _evict(path: Path) -> None:
@@ -254,3 +330,47 @@ def _evict(path: Path) -> None:
     blob = path.resolve()
     path.unlink(missing_ok=True)
     blob.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights by name: what EXPLORER_WEIGHTS, the Weights box and the CLI say
+# --------------------------------------------------------------------------------------------
+
+RANDOM = "random"
+AUTO = "auto"
+DEFAULT_TAG = "tf_in1k"
+
+
+def parse_weights_key(value: str) -> str:
+    """``auto``, ``random``, ``hub[:TAG]`` or ``file:NAME`` in canonical form, or :class:`WeightsError`."""
+    text = value.strip()
+    if text in (AUTO, RANDOM):
+        return text
+    kind, colon, name = text.partition(":")
+    if kind == "hub":
+        tag = name or DEFAULT_TAG
+        _repo(tag)  # refuses unknown tags
+        return f"hub:{tag}"
+    if kind == "file" and colon and name:
+        if Path(name).name != name or name in (".", ".."):
+            raise WeightsError(f"file:{name}: give a file name inside {weights_dir()}/, not a path")
+        if Path(name).suffix not in WEIGHT_SUFFIXES:
+            raise WeightsError(f"file:{name}: expected one of {', '.join(WEIGHT_SUFFIXES)}")
+        return f"file:{name}"
+    raise WeightsError(
+        f"unknown weights {value!r}; expected auto, random, hub:TAG ({', '.join(HUB_REPOS)}) or file:NAME"
+    )
+
+
+def load_weights(
+    key: str, config: InceptionResNetConfig, progress: Progress | None = None
+) -> tuple[InceptionResNetV2, WeightsInfo]:
+    """A new model with the weights a key names: ``random``, ``hub:TAG`` or ``file:NAME`` (in :func:`weights_dir`)."""
+    kind, _, name = parse_weights_key(key).partition(":")
+    if kind == "hub":
+        return load_hub_weights(config, name, progress)
+    if kind == "file":
+        return load_weights_file(weights_dir() / name, config)
+    if kind == AUTO:
+        raise WeightsError("auto is resolved by the server or the CLI, not loaded")
+    return random_weights(config)

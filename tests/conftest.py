@@ -1,16 +1,27 @@
-"""Shared fixtures: the real network and real photographs from assets/samples."""
+"""Shared fixtures: the real network and real photographs from explorer/samples."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+# Hermetic: nothing leaves the machine, no developer's Hugging Face cache or EXPLORER_WEIGHTS changes
+# what a test sees. Set before anything imports huggingface_hub, which reads them once; tests that
+# exercise the Hub or the default weights set their own.
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="explorer-hf-cache-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a closed port
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["EXPLORER_WEIGHTS"] = "random"
 
 import pytest
 import torch
 from PIL import Image
 
+from explorer.images import SAMPLES_DIR
 from explorer.model import InceptionResNetV2, build_model
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES = SAMPLES_DIR
 
 
 def image_tensor(path: Path, size: int = 299) -> torch.Tensor:
@@ -23,7 +34,7 @@ def image_tensor(path: Path, size: int = 299) -> torch.Tensor:
 @pytest.fixture(scope="session")
 def sample_paths() -> list[Path]:
     paths = sorted(SAMPLES.glob("*.jpg"))
-    assert len(paths) >= 6, "assets/samples should hold the sample photographs"
+    assert len(paths) >= 6, "explorer/samples should hold the sample photographs"
     return paths
 
 

@@ -18,6 +18,7 @@ class HubFiles:
     cut_after: int | None = None  # close the connection after this many body bytes...
     cuts_left: int = 0  # ...for this many GET requests
     requests: list[str] = field(default_factory=list)
+    hold: threading.Event | None = None  # GET requests wait until this is set: a download in progress
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -61,6 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
+        if self.hub.hold is not None:
+            self.hub.hold.wait(timeout=120)
         data = path.read_bytes()
         start = 0
         requested = self.headers.get("Range", "")

@@ -219,7 +219,7 @@ def test_upload_an_image_and_get_top5_and_maps(page, tmp_path):
 
     go(page, "Activations")
     photo = tmp_path / "rotated-coffee.png"
-    Image.open(ROOT / "assets" / "samples" / "coffee.jpg").rotate(90, expand=True).save(photo)
+    Image.open(ROOT / "explorer" / "samples" / "coffee.jpg").rotate(90, expand=True).save(photo)
     page.get_by_text("Upload", exact=True).first.click()
     settle(page)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(photo))

@@ -22,9 +22,9 @@ from explorer.weights import HUB_FILENAME, HUB_REPOS, WeightsError, load_hub_wei
 from tests.hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_BYTES = [p.read_bytes() for p in sorted((ROOT / "assets" / "samples").glob("*.jpg"))]
+SAMPLE_BYTES = [p.read_bytes() for p in sorted((ROOT / "explorer" / "samples").glob("*.jpg"))]
 SMALL_PNG = io.BytesIO()
-Image.open(ROOT / "assets" / "samples" / "cat.jpg").resize((40, 27)).save(SMALL_PNG, "PNG")
+Image.open(ROOT / "explorer" / "samples" / "cat.jpg").resize((40, 27)).save(SMALL_PNG, "PNG")
 SEEDS = [*SAMPLE_BYTES[:2], SMALL_PNG.getvalue()]
 RELEASED = make_config("released")
 
@@ -169,7 +169,7 @@ def test_engine_falls_back_to_the_cpu_and_says_so():
     model, info = random_weights(RELEASED)
     engine = Engine(model, info, device="cpu")
     engine.fall_back_to_cpu("the GPU ran out of memory")
-    result = engine.run(Image.open(ROOT / "assets" / "samples" / "cat.jpg").convert("RGB"))
+    result = engine.run(Image.open(ROOT / "explorer" / "samples" / "cat.jpg").convert("RGB"))
     assert result.device == "cpu (fp32)"
     assert "the GPU ran out of memory: running on the CPU instead" in result.notes
 
@@ -182,7 +182,7 @@ def test_cpu_only_runs_never_start_cuda_or_compile():
         "from explorer.model import make_config\n"
         "from explorer.weights import random_weights\n"
         "model, info = random_weights(make_config('released'))\n"
-        "Engine(model, info, device='cpu').run(load_image('assets/samples/cat.jpg').image)\n"
+        "Engine(model, info, device='cpu').run(load_image('explorer/samples/cat.jpg').image)\n"
         "compiled = 0\n"
         "if 'torch._dynamo' in sys.modules:\n"
         "    compiled = sum(sys.modules['torch._dynamo'].utils.counters['frames'].values())\n"

@@ -19,7 +19,7 @@ from explorer.inference import Engine, crop_for_network, imagenet_labels, pick_d
 from explorer.model import make_config
 from explorer.weights import random_weights
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "explorer" / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_the_cpu_path_to_a_first_result_imports_neither_torchvision_nor_the_comp
         "import sys; from explorer.images import load_image; from explorer.inference import Engine;"
         "from explorer.model import make_config; from explorer.weights import random_weights;"
         "e = Engine(*random_weights(make_config('released')), device='cpu');"
-        "r = e.run(load_image('assets/samples/cat.jpg').image);"
+        "r = e.run(load_image('explorer/samples/cat.jpg').image);"
         "print(r.top5[0].label in e.labels, 'torchvision' in sys.modules, 'torch._dynamo' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=SAMPLES.parents[1], capture_output=True, text=True)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from explorer.images import SAMPLES_DIR
 from explorer.model import build_model, make_config
 from explorer.weights import (
     HUB_FILENAME,
     HUB_REPOS,
+    HUB_TIMEOUT,
     WeightsError,
     download_hub_weights,
     load_hub_weights,
@@ -175,23 +180,32 @@ def test_failing_download_leaves_no_broken_file_and_a_retry_works(hub, tmp_path,
     hub.state.cut_after, hub.state.cuts_left = 1_000_000, 100
     with pytest.raises(WeightsError, match="failed"):
         download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint=hub.endpoint)
-    finished = [p for p in tmp_path.rglob(HUB_FILENAME)]
-    assert finished == []  # only an .incomplete part file may remain
+    left = [p.name for p in tmp_path.rglob("*") if p.is_file() and (p.name == HUB_FILENAME or "incomplete" in p.name)]
+    assert left == []  # neither a broken weights file nor a part file
     hub.state.cuts_left = 0
     path = download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint=hub.endpoint)
     assert path.read_bytes() == safetensors_file.read_bytes()
 
 
-def test_offline_gives_a_clear_message(tmp_path):
-    with pytest.raises(WeightsError, match="cannot reach the Hugging Face Hub"):
-        download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint="http://127.0.0.1:9")
+def test_offline_gives_a_clear_message_in_seconds(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(WeightsError, match=r"cannot reach the Hugging Face Hub at http://127\.0\.0\.1:9 ") as caught:
+        download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint="http://127.0.0.1:9")  # refused at once
+    assert time.monotonic() - start < 2 and "irv2-explorer weights fetch tf_in1k" in str(caught.value)
+    with socket.socket() as silent:  # accepts connections, never answers: a network that drops packets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        with pytest.raises(WeightsError, match="cannot reach the Hugging Face Hub"):
+            download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        assert time.monotonic() - start < HUB_TIMEOUT + 2
     with pytest.raises(WeightsError, match="unknown weights"):
         download_hub_weights("imagenet22k", cache_dir=tmp_path)
 
 
 def test_cli_downloads_through_hf_endpoint(hub, tmp_path):
     env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "cache")}
-    sample = Path(__file__).resolve().parent.parent / "assets" / "samples" / "cat.jpg"
+    sample = SAMPLES_DIR / "cat.jpg"
     result = subprocess.run(
         [sys.executable, "-m", "explorer", "infer", str(sample), "--weights", "hub", "--format", "json"],
         capture_output=True,
@@ -202,3 +216,67 @@ def test_cli_downloads_through_hf_endpoint(hub, tmp_path):
     assert result.returncode == 0, result.stderr
     assert '"weights": "timm/inception_resnet_v2.tf_in1k (Hugging Face Hub)"' in result.stdout
     assert list((tmp_path / "cache").rglob(HUB_FILENAME))
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def test_cli_weights_fetch_list_and_infer_auto(hub, tmp_path, safetensors_file):
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": str(tmp_path / "cache"), "EXPLORER_WEIGHTS_DIR": str(tmp_path)}
+    sample = str(SAMPLES_DIR / "cat.jpg")
+    before = cli("infer", sample, "--format", "json", env=env)  # --weights auto, nothing cached: random, no download
+    assert before.returncode == 0 and '"weights": "random (seed 0)"' in before.stdout
+    assert "note: random weights" in before.stderr and hub.state.requests == []
+    listed = json.loads(cli("weights", "list", "--format", "json", env=env).stdout)
+    assert listed[0] == {
+        "weights": "hub:tf_in1k",
+        "source": HUB_REPOS["tf_in1k"],
+        "cached": False,
+        "bytes": safetensors_file.stat().st_size,  # asked of the Hub
+    }
+    assert not listed[1]["cached"] and "error" in listed[1]  # the local Hub serves only tf_in1k
+    fetched = cli("weights", "fetch", env=env)
+    assert fetched.returncode == 0 and fetched.stdout.startswith("hub:tf_in1k: downloaded, 224 MB, "), fetched
+    again = cli("weights", "fetch", "tf_in1k", env=env)
+    assert again.stdout.startswith("hub:tf_in1k: already in the Hugging Face cache")
+    listed = json.loads(cli("weights", "list", "--format", "json", "--offline", env=env).stdout)
+    assert listed[0]["cached"] and Path(listed[0]["path"]).read_bytes() == safetensors_file.read_bytes()
+    after = cli("infer", sample, "--format", "json", env={**env, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert '"weights": "timm/inception_resnet_v2.tf_in1k (Hugging Face Hub)"' in after.stdout, after.stderr
+    assert "note: random" not in after.stderr
+
+
+def test_cli_weights_check_and_bad_input(safetensors_file, reference_state, tmp_path):
+    good = cli("weights", "check", str(safetensors_file))
+    assert good.returncode == 0 and good.stdout.strip() == f"{safetensors_file} fits the released network"
+    broken = dict(reference_state)
+    del broken["conv2d_7b.conv.weight"]
+    save_file(broken, str(tmp_path / "broken.safetensors"))
+    bad = cli("weights", "check", str(tmp_path / "broken.safetensors"))
+    assert bad.returncode == 1 and "missing conv2d_7b.conv.weight" in bad.stderr
+    other = cli("weights", "check", str(safetensors_file), "--variant", "paper-v2")
+    assert other.returncode == 1 and "does not fit the paper-v2 network" in other.stderr
+    start = time.monotonic()
+    offline = cli("weights", "fetch", env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "c")})
+    assert offline.returncode == 2 and offline.stderr.startswith("error: cannot reach the Hugging Face Hub")
+    assert offline.stderr.count("\n") == 1 and time.monotonic() - start < 15  # a Python start, then seconds
+    for args, says in [
+        (("weights", "fetch", "imagenet22k"), "error: unknown weights 'imagenet22k'"),
+        (("infer", str(SAMPLES_DIR / "cat.jpg"), "--weights", "hub:nope"), "error: unknown weights 'nope'"),
+        (("app", "--port", "http"), "'http' is not a port number"),
+    ]:
+        done = cli(*args)
+        assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
+
+
+def test_cli_help_keeps_its_usage_lines():
+    usage = cli("--help").stdout
+    assert "\n  irv2-explorer infer IMAGE... [--weights auto|random|hub[:TAG]|FILE]" in usage
+    assert "\n  irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE" in usage

@@ -6,24 +6,22 @@ survive moving between pages; everything cached is keyed by plain values and nev
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
-
 import streamlit as st
 
 from explorer.claims import Claim, check_claims
 from explorer.counting import LayerCounts, Reconciliation, count_layers, reconcile
+from explorer.default_weights import DefaultWeights
 from explorer.graph import GraphRenderError, TracedNetwork, render, trace_network
 from explorer.inference import Engine
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
 from explorer.summary import ModelSummary, summarize
 from explorer.weights import (
     HUB_REPOS,
+    RANDOM,
     WeightsError,
     download_hub_weights,
-    load_hub_weights,
-    load_weights_file,
+    load_weights,
     local_weight_files,
-    random_weights,
     weights_dir,
 )
 
@@ -57,12 +55,18 @@ def variant_sidebar() -> InceptionResNetConfig:
             _widget_default(name, default)
             counts.append(st.slider(f"Inception-ResNet-{letter}", 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
     config = make_config(variant, repeats=tuple(counts))
-    default_engine_build()  # starts the background warm-up on the first page anyone opens
     weights_sidebar(config)
     if weights_in_use(config) == RANDOM:
+        following = config == VARIANTS["released"] and "weights" not in st.session_state
+        coming = following and server_defaults().status().busy
         st.warning(
             "Random weights: the shapes, counts and graphs are exact, but predictions and activation maps are "
-            "meaningless until real weights are loaded (sidebar, **Weights**).",
+            "meaningless until real weights are loaded "
+            + (
+                "(the trained weights are downloading, see the sidebar; this page moves to them by itself)."
+                if coming
+                else "(sidebar, **Weights**)."
+            ),
             icon=":material/casino:",
         )
     return config
@@ -118,13 +122,23 @@ def cached_render(dot_source: str, fmt: str) -> bytes | None:
 # Weights and the inference engine
 # --------------------------------------------------------------------------------------------
 
-RANDOM = "random"
+
+@st.cache_resource(show_spinner=False)
+def server_defaults() -> DefaultWeights:
+    """The server's default weights and engine (EXPLORER_WEIGHTS; timm's tf_in1k when they can be had).
+
+    Started once per server process: by ``app.py``'s start-up hook, before anyone connects, or
+    failing that by the first page anyone opens. Sessions that have not picked weights of their
+    own follow it, also when it moves from random weights to downloaded ones.
+    """
+    return DefaultWeights().start()
 
 
 def weights_in_use(config: InceptionResNetConfig) -> str:
     """This session's weights: "random", "file:NAME" or "hub:TAG" (real weights fit only the released net)."""
-    chosen = st.session_state.get("weights", RANDOM)
-    return chosen if config == VARIANTS["released"] else RANDOM
+    if config != VARIANTS["released"]:
+        return RANDOM
+    return st.session_state.get("weights") or server_defaults().status().weights
 
 
 def _weights_label(key: str) -> str:
@@ -142,8 +156,13 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
                 "Real weights exist for the released network with its 10/20/10 blocks; this runs on random ones."
             )
             return
+        status = server_defaults().status()
+        if status.busy:
+            _default_weights_progress()
+        elif status.phase == "failed" and "weights" not in st.session_state:
+            st.warning(f"The server's default weights: {status.message}.", icon=":material/cloud_off:")
         options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in HUB_REPOS]
-        current = st.session_state.get("weights", RANDOM)
+        current = weights_in_use(config)
         choice = st.radio(
             "Weights",
             options,
@@ -162,7 +181,7 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
                     download_hub_weights(
                         choice.partition(":")[2],
                         progress=lambda done, total: bar.progress(
-                            min(done / total, 1.0) if total else 0.0, text=f"Downloading: {done / 2**20:.0f} MB"
+                            min(done / total, 1.0) if total else 0.0, text=f"Downloading: {done / 1e6:.0f} MB"
                         ),
                     )
                     bar.empty()
@@ -174,35 +193,26 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
                 st.rerun()
 
 
+@st.fragment(run_every=1.0)
+def _default_weights_progress() -> None:
+    """The default weights' download, redrawn every second; the whole page reruns when it is over."""
+    status = server_defaults().status()
+    if not status.busy:
+        st.rerun()  # sessions that follow the default move to the new weights; the banner goes
+    if status.total:
+        st.progress(
+            min(status.done / status.total, 1.0),
+            text=f"Downloading the trained weights: {status.done / 1e6:.0f} of {status.total / 1e6:.0f} MB",
+        )
+    else:
+        st.caption(f"{status.message[:1].upper()}{status.message[1:]}...")
+
+
 EngineKey = tuple[str, tuple[int, int, int], str]  # variant, blocks of each type, weights
-DEFAULT_ENGINE: EngineKey = ("released", VARIANTS["released"].repeats.as_tuple(), RANDOM)
 
 
 def build_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
-    config = make_config(variant, repeats=repeats)
-    kind, _, name = weights.partition(":")
-    if kind == "file":
-        model, info = load_weights_file(weights_dir() / name, config)
-    elif kind == "hub":
-        model, info = load_hub_weights(config, name)
-    else:
-        model, info = random_weights(config)
-    return Engine(model, info)
-
-
-@st.cache_resource(show_spinner=False)
-def default_engine_build() -> Future[Engine]:
-    """The default engine (released network, random weights), built on a thread of its own.
-
-    Started when the server starts (``app.py``'s start-up hook) or, failing that, by the first
-    page anyone opens: initialising 56 M parameters, folding them and, on a GPU, compiling take
-    seconds to minutes, which are then over, or nearly, by the time the Activations page asks.
-    Built once per server process.
-    """
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-warm-up")
-    build = executor.submit(build_engine, *DEFAULT_ENGINE)
-    executor.shutdown(wait=False)  # the thread ends with the build
-    return build
+    return Engine(*load_weights(weights, make_config(variant, repeats=repeats)))
 
 
 @st.cache_resource(
@@ -210,16 +220,21 @@ def default_engine_build() -> Future[Engine]:
     max_entries=4,
 )
 def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
-    """One engine per (network, weights), shared read-only by every session."""
-    if (variant, repeats, weights) == DEFAULT_ENGINE:
-        try:
-            return default_engine_build().result()
-        except Exception:  # a failed warm-up is retried here, where its error is shown
-            pass
+    """One engine per (network, weights) other than the server's default, shared read-only by every session."""
     return build_engine(variant, repeats, weights)
 
 
 def engine_of(config: InceptionResNetConfig) -> tuple[Engine, EngineKey]:
     """This session's engine and the key that names it (for caching results)."""
-    key = (config.variant, config.repeats.as_tuple(), weights_in_use(config))
-    return cached_engine(*key), key
+    variant, repeats = config.variant, config.repeats.as_tuple()
+    if config == VARIANTS["released"]:
+        chosen = st.session_state.get("weights")
+        try:
+            with st.spinner("Loading the model (on a GPU this compiles its pipeline: a minute or two, once)..."):
+                default_key, default_engine = server_defaults().current()  # both read together
+        except RuntimeError:  # the start-up load failed: build here, where its error shows
+            default_key, default_engine = RANDOM, cached_engine(variant, repeats, RANDOM)
+        if chosen in (None, default_key):
+            return default_engine, (variant, repeats, default_key)
+        return cached_engine(variant, repeats, chosen), (variant, repeats, chosen)
+    return cached_engine(variant, repeats, RANDOM), (variant, repeats, RANDOM)

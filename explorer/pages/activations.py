@@ -10,12 +10,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
-from explorer.images import ACCEPTED_FORMATS, ImageError, LoadedImage, load_image
+from explorer.images import ACCEPTED_FORMATS, ImageError, LoadedImage, load_image, sample_path, sample_paths
 from explorer.inference import GradCam, InferenceResult
 from explorer.pages._common import engine_of, variant_sidebar
 
-SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
-SAMPLE_FILES = sorted(SAMPLES.glob("*.jpg"))
 UPLOAD_TYPES = ["avif", "bmp", "gif", "jpeg", "jpg", "png", "tif", "tiff", "webp"]
 
 config = variant_sidebar()
@@ -41,9 +39,9 @@ def pick_image(slot: str, default_sample: int) -> tuple[str, bytes] | None:
     """The image chosen in one slot: a sample, an upload or a camera shot."""
     source = st.radio("Image from", ["Samples", "Upload", "Camera"], horizontal=True, key=f"source_{slot}")
     if source == "Samples":
-        names = [p.stem for p in SAMPLE_FILES]
+        names = [p.stem for p in sample_paths()]
         name = st.selectbox("Sample", names, index=default_sample % len(names), key=f"sample_{slot}")
-        path = SAMPLES / f"{name}.jpg"
+        path = sample_path(name)
         return path.name, path.read_bytes()
     if source == "Upload":
         upload = st.file_uploader(f"An image ({', '.join(ACCEPTED_FORMATS)})", type=UPLOAD_TYPES, key=f"upload_{slot}")

@@ -1,18 +1,14 @@
 """The residual-scaling experiment: why the residuals are scaled, shown on one image."""
 
-from pathlib import Path
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from explorer.experiments import Run, run_experiment, settings
-from explorer.images import load_image
+from explorer.images import load_image, sample_path, sample_paths
 from explorer.model import VARIANTS
-from explorer.pages._common import RANDOM, variant_sidebar, weights_in_use
-from explorer.weights import load_hub_weights, load_weights_file, random_weights, weights_dir
-
-SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
+from explorer.pages._common import variant_sidebar, weights_in_use
+from explorer.weights import RANDOM, load_weights
 
 variant_sidebar()
 weights = weights_in_use(VARIANTS["released"])
@@ -25,7 +21,7 @@ st.markdown(
     "big the activations grow with depth, and how much each block adds compared with what it receives."
 )
 
-sample = st.selectbox("Image", sorted(p.stem for p in SAMPLES.glob("*.jpg")), key="experiment_sample")
+sample = st.selectbox("Image", [p.stem for p in sample_paths()], key="experiment_sample")
 columns = st.columns(3)
 custom = tuple(
     column.slider(f"Your scale for {letter} blocks", 0.0, 1.0, value, 0.05, key=f"scale_{letter}")
@@ -35,14 +31,9 @@ custom = tuple(
 
 @st.cache_data(show_spinner="Running the image through every setting (a few seconds each on a CPU)...")
 def experiment(sample: str, custom: tuple[float, float, float], weights: str) -> list[Run]:
-    kind, _, name = weights.partition(":")
-    if kind == "file":
-        maker = lambda config: load_weights_file(weights_dir() / name, config)  # noqa: E731
-    elif kind == "hub":
-        maker = lambda config: load_hub_weights(config, name)  # noqa: E731
-    else:
-        maker = random_weights
-    return run_experiment(load_image(SAMPLES / f"{sample}.jpg").image, maker, settings(custom))
+    return run_experiment(
+        load_image(sample_path(sample)).image, lambda config: load_weights(weights, config), settings(custom)
+    )
 
 
 runs = experiment(sample, custom, weights)

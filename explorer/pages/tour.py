@@ -1,20 +1,16 @@
 """A guided tour of the paper's story, step by step, on the network built from the code."""
 
-from pathlib import Path
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from explorer.graph import block_graph
 from explorer.heatmaps import COLOUR_SCALE
-from explorer.images import load_image
+from explorer.images import load_image, sample_path, sample_paths
 from explorer.inference import Engine, InferenceResult
 from explorer.model import VARIANTS
 from explorer.pages._common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
 from explorer.summary import shape_text
-
-SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
 
 # Each step: (component key, a representative block, the text for students, words of claims to show).
 STEPS = {
@@ -73,7 +69,7 @@ STEPS = {
 @st.cache_data(show_spinner="Running the network on the image...", max_entries=32)
 def run_sample(_engine: Engine, engine_key: tuple, sample: str) -> InferenceResult:
     """Cached per engine and image: stepping through the tour does not recompute the maps."""
-    return _engine.run(load_image(SAMPLES / f"{sample}.jpg").image)
+    return _engine.run(load_image(sample_path(sample)).image)
 
 
 config = variant_sidebar()
@@ -86,7 +82,7 @@ st.markdown(
 )
 left, right = st.columns([3, 1])
 step = left.select_slider("Step", options=list(STEPS), key="tour_step")
-sample = right.selectbox("Image", sorted(p.stem for p in SAMPLES.glob("*.jpg")), key="tour_sample")
+sample = right.selectbox("Image", [p.stem for p in sample_paths()], key="tour_sample")
 key, block, text, claim_words = STEPS[step]
 component = next((c for c in counts.components if c.key == key), None)
 if component is None:

@@ -1,0 +1,110 @@
+"""What one server needs for a class: time per page, time per image and memory per replica.
+
+    python -m benchmarks.serving [--visits 2]
+
+Starts `streamlit run app.py` on a loopback port (random weights: the same arithmetic and memory as the
+trained ones) and waits for the default model. Then, in Debian's chromium, opens every page by its
+address in a fresh session, ``--visits`` times: the first visit finds the server's caches cold for
+that page, later ones warm. Reports the seconds from navigation to the page having settled (the
+server's script run and the browser's drawing; the browser shares the cores), the engine's time per
+image in this process (the six samples, three rounds, median), and the server's memory: resident
+after start-up, after the visits, and its peak. Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app  # noqa: E402
+
+PAGES = {"Network": "", "Layer counts": "counts", "Block graph": "graph", "Activations": "activations",
+         "Compare variants": "compare", "Residual scaling": "experiment", "Guided tour": "tour"}  # fmt: skip
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def per_image_ms() -> float:
+    from explorer.images import load_image, sample_paths
+    from explorer.inference import Engine
+    from explorer.model import make_config
+    from explorer.weights import random_weights
+
+    engine = Engine(*random_weights(make_config("released")), device="cpu")
+    images = [load_image(p).image for p in sample_paths()]
+    engine.run(images[0])  # warm
+    times = []
+    for _ in range(3):
+        for image in images:
+            start = time.perf_counter()
+            engine.run(image)
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--visits", type=int, default=2)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "serving-streamlit.log"
+    port = free_port()
+    server = start_app(port, log, {"EXPLORER_WEIGHTS": "random"})
+    report: dict[str, object] = {"cpu cores": os.cpu_count()}
+    try:
+        deadline = time.monotonic() + 300
+        while "the default model is ready" not in log.read_text():
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the server did not load its model: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        report["memory after start-up MB"] = memory_mb(server.pid)["VmRSS"]
+        seconds: dict[str, list[float]] = {name: [] for name in PAGES}
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            for _ in range(args.visits):
+                for name, path in PAGES.items():
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    tab = context.new_page()
+                    start = time.monotonic()
+                    tab.goto(f"http://127.0.0.1:{port}/{path}")
+                    settle(tab, timeout=600)
+                    seconds[name].append(time.monotonic() - start)
+                    context.close()
+            browser.close()
+        report["page seconds (first visit, then cached)"] = seconds
+        memory = memory_mb(server.pid)
+        report["memory after every page MB"] = memory["VmRSS"]
+        report["peak memory MB"] = memory["VmHWM"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report["per image ms (engine.run, cpu, median)"] = per_image_ms()
+    (ARTIFACTS / "serving.json").write_text(json.dumps(report, indent=2))
+    for key, value in report.items():
+        if isinstance(value, dict):
+            print(key)
+            for name, times in value.items():
+                print(f"  {name:<18} " + "  ".join(f"{t:6.2f}" for t in times))
+        else:
+            print(f"{key:<44} {value:.0f}" if isinstance(value, float) else f"{key:<44} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The explorer's Streamlit app: the pages, and the server's start-up hook.
+
+Two scripts serve it: ``app.py`` in a checkout (``make run``, Streamlit Community Cloud, Hugging
+Face Spaces) and ``explorer/serve/app.py`` in an installed package (``irv2-explorer app``). Each
+browser session runs its script as ``__main__``, which calls :func:`navigation`. ``streamlit run``
+also imports the script to find ``app`` (an ``st.App``) and serves that: the same pages, plus
+:func:`lifespan`, which starts loading the default model and its weights as soon as the server is
+up, before anyone connects (seconds on a CPU, a minute or two of compiling on a GPU, a download
+in the background where the weights are not cached yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+
+def navigation() -> None:
+    """One session's run: the pages (absolute paths, so that any entry script can serve them)."""
+    st.set_page_config(page_title="Inception-ResNet-v2 Explorer", layout="wide")
+    st.navigation(
+        [
+            st.Page(PAGES / "overview.py", title="Network", default=True),
+            st.Page(PAGES / "counts.py", title="Layer counts", url_path="counts"),
+            st.Page(PAGES / "graph.py", title="Block graph", url_path="graph"),
+            st.Page(PAGES / "activations.py", title="Activations", url_path="activations"),
+            st.Page(PAGES / "compare.py", title="Compare variants", url_path="compare"),
+            st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
+            st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),
+        ]
+    ).run()
+
+
+def _warm_up() -> None:
+    from explorer.pages._common import server_defaults  # imports torch: off the server's start
+
+    server_defaults()  # starts loading; it reports on the console itself
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    threading.Thread(target=_warm_up, name="explorer-warm-up", daemon=True).start()
+    yield

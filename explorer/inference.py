@@ -405,7 +405,10 @@ class CapturedPipeline:
                     pipeline(model, self.input, top_k, steps, out=self.output, reduce_stream=reduce_stream)
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # Other threads keep serving while an engine is captured (the default weights arriving,
+            # a session picking other weights, a new batch size): "global" mode would fail their
+            # calls, and this capture's on streams of its own.
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 pipeline(model, self.input, top_k, steps, out=self.output, reduce_stream=reduce_stream)
         self.host = torch.empty(self.output.shape, dtype=self.output.dtype, pin_memory=True)
 

@@ -20,11 +20,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app  # noqa: E402
+if TYPE_CHECKING:
+    from explorer.inference import Engine
 
 PAGES = {"Network": "", "Layer counts": "counts", "Block graph": "graph", "Activations": "activations",
          "Compare variants": "compare", "Residual scaling": "experiment", "Guided tour": "tour"}  # fmt: skip
@@ -39,17 +41,14 @@ def memory_mb(pid: int) -> dict[str, float]:
     return fields
 
 
-def per_image_ms() -> float:
+def per_image_ms(engine: Engine, rounds: int = 3) -> float:
+    """``engine.run`` on each sample photograph, ``rounds`` times: the median in milliseconds."""
     from explorer.images import load_image, sample_paths
-    from explorer.inference import Engine
-    from explorer.model import make_config
-    from explorer.weights import random_weights
 
-    engine = Engine(*random_weights(make_config("released")), device="cpu")
     images = [load_image(p).image for p in sample_paths()]
     engine.run(images[0])  # warm
     times = []
-    for _ in range(3):
+    for _ in range(rounds):
         for image in images:
             start = time.perf_counter()
             engine.run(image)
@@ -62,6 +61,11 @@ def main() -> None:
     parser.add_argument("--visits", type=int, default=2)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+
+    from explorer.inference import Engine
+    from explorer.model import make_config
+    from explorer.weights import random_weights
+    from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app
 
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "serving-streamlit.log"
@@ -95,7 +99,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report["per image ms (engine.run, cpu, median)"] = per_image_ms()
+    engine = Engine(*random_weights(make_config("released")), device="cpu")
+    report["per image ms (engine.run, cpu, median)"] = per_image_ms(engine)
     (ARTIFACTS / "serving.json").write_text(json.dumps(report, indent=2))
     for key, value in report.items():
         if isinstance(value, dict):

@@ -52,8 +52,10 @@ def main() -> None:
         os.environ["HF_ENDPOINT"] = hub.endpoint  # before huggingface_hub is imported
         import torch
 
+        from benchmarks.serving import per_image_ms
         from explorer.default_weights import DefaultWeights
         from explorer.images import load_image, sample_paths
+        from explorer.inference import Engine
 
         images = [load_image(p).image for p in sample_paths()]
         log: list[tuple[float, str]] = []
@@ -62,14 +64,8 @@ def main() -> None:
         key, engine = defaults.current()
         first = time.perf_counter() - start
 
-        def per_image(engine) -> float:
-            times = []
-            for _ in range(5):
-                for image in images:
-                    began = time.perf_counter()
-                    engine.run(image)
-                    times.append((time.perf_counter() - began) * 1000)
-            return statistics.median(times)
+        def per_image(engine: Engine) -> float:
+            return per_image_ms(engine, rounds=5)
 
         before = per_image(engine)
         hub.state.hold.set()

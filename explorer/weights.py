@@ -190,7 +190,7 @@ def offline_help(tag: str = "tf_in1k") -> str:
     return (
         f"to use them without a network, run `irv2-explorer weights fetch {tag}` on a machine that has one and "
         f"copy its Hugging Face cache ({hub_cache_dir()}) here, or save {HUB_FILENAME} from {hub_page(tag)} "
-        f"into {weights_dir()}/"
+        f"into {weights_dir()}/ and pick it in the Weights box (or start with EXPLORER_WEIGHTS=file:{HUB_FILENAME})"
     )
 
 

@@ -211,17 +211,13 @@ def _default_weights_progress() -> None:
 EngineKey = tuple[str, tuple[int, int, int], str]  # variant, blocks of each type, weights
 
 
-def build_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
-    return Engine(*load_weights(weights, make_config(variant, repeats=repeats)))
-
-
 @st.cache_resource(
     show_spinner="Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)...",
     max_entries=4,
 )
 def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
     """One engine per (network, weights) other than the server's default, shared read-only by every session."""
-    return build_engine(variant, repeats, weights)
+    return Engine(*load_weights(weights, make_config(variant, repeats=repeats)))
 
 
 def engine_of(config: InceptionResNetConfig) -> tuple[Engine, EngineKey]:

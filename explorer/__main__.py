@@ -5,7 +5,7 @@
   irv2-explorer claims [--format table|json]
   irv2-explorer summary [--variant V] [--depth N] [--repeats A B C]
   irv2-explorer graph [--variant V] [--level overview|expanded] [--block NAME] [-o FILE]
-  irv2-explorer infer IMAGE... [--weights auto|random|hub[:TAG]|FILE] [--format table|json] [--out DIR]
+  irv2-explorer infer IMAGE... [--weights auto|random|hub[:TAG]|FILE] [--inside BLOCK] [--format json] [--out DIR]
   irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE
 
 Each command's --help says more.
@@ -22,6 +22,7 @@ from explorer.model import VARIANTS, make_config
 
 if TYPE_CHECKING:
     from explorer.inference import Engine, InferenceResult
+    from explorer.inside import InsideMaps
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -152,6 +153,10 @@ def _infer(args: argparse.Namespace) -> int:
     from explorer.images import ImageError, load_image
 
     engine = load_engine(args.weights, args.device, args.top_k)
+    if args.inside:  # refused before any image is read, with the names there are
+        names = engine.source.block_names()
+        if not any(args.inside == name or args.inside.startswith(name + ".") for name in names):
+            raise ValueError(f"unknown block {args.inside!r} for --inside; blocks are: {', '.join(names)}")
     if engine.weights.random:
         print(
             "note: random weights, predictions are meaningless (fetch the trained ones once with "
@@ -167,22 +172,30 @@ def _infer(args: argparse.Namespace) -> int:
             failed += 1
             continue
         result = engine.run(loaded.image, loaded.notes)
-        results.append((path, result))
+        inside = engine.inside(engine.block_inputs(loaded.image), args.inside) if args.inside else None
+        results.append((path, result, inside))
         if args.out:
             folder = Path(args.out) if len(args.images) == 1 else Path(args.out) / Path(path).stem
             folder.mkdir(parents=True, exist_ok=True)
+            for part in inside or ():
+                (folder / f"{part.name}_mean.png").write_bytes(png_bytes(colourise(part.mean_map)))
             for block in result.blocks:
                 (folder / f"{block.name}_mean.png").write_bytes(png_bytes(colourise(block.mean)))
                 (folder / f"{block.name}_max.png").write_bytes(png_bytes(colourise(block.max)))
                 for channel, channel_map in zip(block.top_channels, block.top_maps, strict=True):
                     (folder / f"{block.name}_channel{channel}.png").write_bytes(png_bytes(colourise(channel_map)))
     if args.format == "json":
-        documents = [{"image": str(path), **result.to_json()} for path, result in results]
+        documents = [
+            {"image": str(path), **result.to_json(), **({"inside": [p.to_json() for p in inside]} if inside else {})}
+            for path, result, inside in results
+        ]
         if documents:
             print(json.dumps(documents[0] if len(args.images) == 1 else documents, indent=2))
     else:
-        for path, result in results:
+        for path, result, inside in results:
             print(_infer_table(path, result))
+            if inside:
+                print(_inside_table(args.inside, inside))
     return 1 if failed else 0
 
 
@@ -197,6 +210,17 @@ def _infer_table(path: str, result: InferenceResult) -> str:
             f"  {b.name:<14} {shape:>15} {b.stats.mean:9.4f} {b.stats.std:9.4f} {b.stats.zero_fraction:7.1%} {ratio}"
         )
     lines += [f"  note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+def _inside_table(node: str, inside: tuple[InsideMaps, ...]) -> str:
+    lines = [
+        f"  inside {node}, in forward order:",
+        f"  {'output':<28} {'kind':<16} {'shape (CxHxW)':>15} {'mean':>9} {'std':>9}",
+    ]
+    for p in inside:
+        shape = "x".join(map(str, p.shape))
+        lines.append(f"  {p.name:<28} {p.kind:<16} {shape:>15} {p.mean:9.4f} {p.std:9.4f}")
     return "\n".join(lines)
 
 
@@ -333,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--format", choices=("table", "json"), default="table")
     infer.add_argument("--out", help="write each block's maps as PNG files into this folder")
     infer.add_argument("--top-k", type=int, default=8, help="most active channels kept per block (default 8)")
+    infer.add_argument(
+        "--inside",
+        metavar="BLOCK",
+        help="also every output inside this block (repeat_1.0, mixed_6a, block8, ...) or unit (repeat_1.0.branch1.1)",
+    )
     infer.set_defaults(run=_infer)
 
     weights = commands.add_parser("weights", help="the trained weights: fetch, list, check")

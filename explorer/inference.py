@@ -32,7 +32,9 @@ from PIL import Image
 from torch import Tensor, nn
 
 from explorer.fastpath import inference_copy
+from explorer.inside import InsideMaps, block_inputs, inside_tensors, reduce_inside, unit_tensors
 from explorer.model import InceptionResNetBlock, InceptionResNetV2
+from explorer.reductions import reduce_block
 from explorer.weights import WeightsInfo
 
 # --------------------------------------------------------------------------------------------
@@ -215,30 +217,6 @@ def _sync(device: torch.device) -> None:
 
 # One block's packed numbers, per image: mean map, max map, top channel indices, their maps, stats.
 Layout = list[tuple[str, tuple[int, int, int], int, int]]  # (name, (C, H, W), k, number of stats)
-
-
-def reduce_block(out: Tensor, shortcut: Tensor | None, residual: Tensor | None, top_k: int) -> list[Tensor]:
-    """A block's maps and statistics for each image of the batch, each part shaped (B, n).
-
-    Reads the block output where it lies (bf16, channels-last on the GPU) and accumulates in
-    float32: no full-size float32 copy or re-layout of any activation is made.
-    """
-    f32 = torch.float32
-    batch, channels = out.shape[:2]
-    k = min(top_k, channels)
-    everything = (1, 2, 3)
-    top_channels = out.mean((2, 3), dtype=f32).topk(k, dim=1).indices  # (B, k)
-    rows = torch.arange(batch, device=out.device)[:, None]
-    top_maps = out[rows, top_channels].float()  # (B, k, H, W): only k channels are converted
-    variance, mean = torch.var_mean(out, dim=everything)  # one pass; float accumulation for bf16 too
-    zeros = (out == 0).sum(everything, dtype=f32) / out[0].numel()
-    stats = [mean.float(), variance.float().sqrt(), zeros]
-    if residual is not None and shortcut is not None:
-        added = torch.linalg.vector_norm(residual, dim=everything, dtype=f32)
-        received = torch.linalg.vector_norm(shortcut, dim=everything, dtype=f32).clamp_min(1e-12)
-        stats.append(added / received)
-    parts = [out.mean(1, dtype=f32), out.amax(1).float(), top_channels.float(), top_maps, torch.stack(stats, 1)]
-    return [part.reshape(batch, -1) for part in parts]
 
 
 class BlockGroup(nn.Module):
@@ -459,6 +437,8 @@ class Engine:
         self.labels = imagenet_labels() if model.config.num_classes == 1000 else None
         # Inference only: no parameter needs a gradient (Grad-CAM differentiates activations).
         fast = inference_copy(model).requires_grad_(False)
+        # The model as built, float32, for the inside of a block (its units, batch norms and all).
+        self.source = model.eval().requires_grad_(False).to(self.device)
         if self.device.type == "cuda":
             fast = fast.to(self.device, memory_format=torch.channels_last)
         self.model = fast
@@ -483,6 +463,7 @@ class Engine:
         with self._lock:
             self._graphs.clear()
             self.model = self.model.to("cpu", memory_format=torch.contiguous_format).float()
+            self.source = self.source.to("cpu")
             self.device = torch.device("cpu")
             self.notes += (f"{reason}: running on the CPU instead",)
             if torch.cuda.is_available():
@@ -587,6 +568,28 @@ class Engine:
             timings_ms={},
             notes=tuple(notes) + self.notes + self.weights.notes,
         )
+
+    def block_inputs(self, image: Image.Image) -> dict[str, Tensor]:
+        """Every block's input for one image (float32, on the engine's device): what :meth:`inside` starts from.
+
+        One forward pass of the model as built; keep the value (read-only) to open several blocks of one image.
+        """
+        _, x = self.prepare(image)
+        with self._lock, torch.inference_mode():
+            return block_inputs(self.source, x.to(self.device))
+
+    def inside(self, inputs: dict[str, Tensor], node: str) -> tuple[InsideMaps, ...]:
+        """Every output inside a block (``repeat_1.0``) or inside one of its units (``repeat_1.0.branch1.1``),
+        in forward order, from :meth:`block_inputs`; :class:`ValueError` for anything else."""
+        block = next((b for b in inputs if node == b or node.startswith(b + ".")), None)
+        if block is None:
+            raise ValueError(f"unknown block {node!r}; blocks are: {', '.join(inputs)}")
+        with self._lock, torch.inference_mode():
+            if node == block:
+                parts = inside_tensors(self.source.get_submodule(block), inputs[block], block)
+            else:
+                parts = unit_tensors(self.source, block, inputs[block], node)
+            return reduce_inside(parts, self.top_k)
 
     def grad_cam(self, image: Image.Image, block: str, class_index: int | None = None) -> GradCam:
         """Grad-CAM of ``class_index`` (the top-1 class by default) at ``block``.

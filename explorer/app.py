@@ -27,6 +27,7 @@ def navigation() -> None:
     st.navigation(
         [
             st.Page(PAGES / "overview.py", title="Network", default=True),
+            st.Page(PAGES / "map.py", title="Network map", url_path="map"),
             st.Page(PAGES / "counts.py", title="Layer counts", url_path="counts"),
             st.Page(PAGES / "graph.py", title="Block graph", url_path="graph"),
             st.Page(PAGES / "activations.py", title="Activations", url_path="activations"),

@@ -122,29 +122,37 @@ def _module_kind(module: nn.Module) -> tuple[str, str | None]:
 
 KERAS_WEIGHTED_LAYERS = frozenset({"Conv2D", "BatchNormalization", "Dense"})
 
-#: A convention's values per component (in component order), from the model and its operations.
-Measure = Callable[[InceptionResNetV2, list[Operation]], dict[str, int]]
+def _within(scope: str, name: str) -> bool:
+    return scope == name or scope.startswith(name + ".")
 
 
-def count_of(selects: Callable[[Operation], bool]) -> Measure:
-    """How many operations each component has that ``selects`` picks."""
+@dataclass(frozen=True)
+class CountOf:
+    """How many operations ``selects`` picks: per component, or inside one module."""
 
-    def measure(model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
+    selects: Callable[[Operation], bool]
+
+    def __call__(self, model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
         values = {comp.key: 0 for comp in model.components}
         for op in ops:
-            values[op.component] += int(selects(op))
+            values[op.component] += int(self.selects(op))
         return values
 
-    return measure
+    def within(self, model: InceptionResNetV2, ops: list[Operation], scope: str) -> int:
+        return sum(int(self.selects(op)) for op in ops if _within(op.scope, scope))
 
 
-def longest_path_of(selects: Callable[[Operation], bool]) -> Measure:
-    """The most picked operations on one input-to-output path, split at the component boundaries."""
+@dataclass(frozen=True)
+class LongestPathOf:
+    """The most picked operations on one path: input to output split at the component boundaries,
+    or through one module, from its input to its output."""
 
-    def measure(model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
+    selects: Callable[[Operation], bool]
+
+    def __call__(self, model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
         best: list[int] = []
         for op in ops:  # execution order is a topological order
-            best.append(int(selects(op)) + max((best[i] for i in op.inputs), default=0))
+            best.append(int(self.selects(op)) + max((best[i] for i in op.inputs), default=0))
         last_of = {op.component: op.index for op in ops}
         values, before = {}, 0
         for comp in model.components:
@@ -152,17 +160,31 @@ def longest_path_of(selects: Callable[[Operation], bool]) -> Measure:
             before = best[last_of[comp.key]]
         return values
 
-    return measure
+    def within(self, model: InceptionResNetV2, ops: list[Operation], scope: str) -> int:
+        best: dict[int, int] = {}
+        for op in ops:
+            if _within(op.scope, scope):
+                best[op.index] = int(self.selects(op)) + max((best.get(i, 0) for i in op.inputs), default=0)
+        return max(best.values(), default=0)
 
 
-def leaf_modules(model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
+class LeafModules:
     """Modules without submodules, from the module tree, by the component of their top-level name."""
-    component_of = {name: comp.key for comp in model.components for name in comp.modules}
-    values = {comp.key: 0 for comp in model.components}
-    for name, module in model.named_modules():
-        if name and not any(module.children()):
-            values[component_of[name.split(".")[0]]] += 1
-    return values
+
+    def __call__(self, model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
+        component_of = {name: comp.key for comp in model.components for name in comp.modules}
+        values = {comp.key: 0 for comp in model.components}
+        for name, module in model.named_modules():
+            if name and not any(module.children()):
+                values[component_of[name.split(".")[0]]] += 1
+        return values
+
+    def within(self, model: InceptionResNetV2, ops: list[Operation], scope: str) -> int:
+        return sum(1 for name, m in model.named_modules() if _within(name, scope) and not any(m.children()))
+
+
+#: A convention's values per component (in component order), and inside one module, from the model and its operations.
+Measure = CountOf | LongestPathOf | LeafModules
 
 
 @dataclass(frozen=True)
@@ -179,26 +201,26 @@ RULES: tuple[ConventionRule, ...] = (
         "Longest conv/FC path (MathWorks 'depth')",
         "The largest number of convolutional or fully connected layers on any one path from the input "
         "to the output, the definition MathWorks gives for a network's depth.",
-        longest_path_of(lambda op: op.kind in ("conv", "fc")),
+        LongestPathOf(lambda op: op.kind in ("conv", "fc")),
     ),
     ConventionRule(
         "conv_layers",
         "Convolutions",
         "Every convolution, the linear 1x1 'filter expansions' included.",
-        count_of(lambda op: op.kind == "conv"),
+        CountOf(lambda op: op.kind == "conv"),
     ),
     ConventionRule(
         "conv_fc_layers",
         "Convolutions + FC",
         "Every convolution and every fully connected layer.",
-        count_of(lambda op: op.kind in ("conv", "fc")),
+        CountOf(lambda op: op.kind in ("conv", "fc")),
     ),
     ConventionRule(
         "weighted_layers",
         "Layers with weights (Keras 'Depth')",
         "Every layer that holds weights (convolutions, batch norms, fully connected layers): the rule "
         "behind the 'Depth' column of Keras' applications table.",
-        count_of(lambda op: op.keras_layer in KERAS_WEIGHTED_LAYERS),
+        CountOf(lambda op: op.keras_layer in KERAS_WEIGHTED_LAYERS),
     ),
     ConventionRule(
         "keras_layers",
@@ -206,27 +228,27 @@ RULES: tuple[ConventionRule, ...] = (
         "The layers Keras' InceptionResNetV2 builds for these operations: the input, each convolution, "
         "batch norm, activation, pooling and concatenation, one CustomScaleLayer per residual "
         "scale-and-add, the global pooling and the dense layer (Keras has no flatten or dropout there).",
-        count_of(lambda op: op.keras_layer is not None),
+        CountOf(lambda op: op.keras_layer is not None),
     ),
     ConventionRule(
         "leaf_modules",
         "PyTorch leaf modules",
         "Modules with no submodules in this PyTorch model: each conv, batch norm, ReLU, pooling, "
         "flatten, dropout and linear module.",
-        leaf_modules,
+        LeafModules(),
     ),
     ConventionRule(
         "operations",
         "Traced operations",
         "Every operation in the torch.fx trace of the forward pass: module calls, concatenations, "
         "multiplications and additions.",
-        count_of(lambda op: op.kind != "input"),
+        CountOf(lambda op: op.kind != "input"),
     ),
     ConventionRule(
         "longest_operation_path",
         "Longest path over all operations",
         "The largest number of traced operations on any one path from the input to the output.",
-        longest_path_of(lambda op: op.kind != "input"),
+        LongestPathOf(lambda op: op.kind != "input"),
     ),
 )
 
@@ -315,6 +337,11 @@ def keras_parameter_count(model: nn.Module) -> int:
     params = sum(p.numel() for p in model.parameters())
     bn_channels = sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     return params - bn_channels + 2 * bn_channels
+
+
+def counts_within(model: InceptionResNetV2, ops: list[Operation], scope: str) -> dict[str, int]:
+    """Every convention for the operations of one module (a block, a unit, a layer), by convention key."""
+    return {rule.key: rule.measure.within(model, ops, scope) for rule in RULES}
 
 
 def count_layers(config: InceptionResNetConfig) -> LayerCounts:

@@ -105,8 +105,8 @@ def network_graph(traced: TracedNetwork, level: str = "overview", direction: str
         if level == "expanded" and len(nodes) > 1:
             target = graphviz.Digraph(f"cluster_{comp.key}")
             target.attr(label=comp.title, style="rounded", color=COMPONENT_COLOURS[comp.key], fontname=_FONT)
-        for node_id, label, scope_shape in nodes:
-            target.node(node_id, label, **_fill(comp.key))
+        for node_id, label, scope_shape, name in nodes:
+            target.node(node_id, label, explorer=name, **_fill(comp.key))
             graph.edge(previous, node_id, label=shape_text(shape))
             previous, shape = node_id, scope_shape
         if target is not graph:
@@ -118,8 +118,8 @@ def network_graph(traced: TracedNetwork, level: str = "overview", direction: str
 
 def _component_nodes(
     traced: TracedNetwork, key: str, modules: tuple[str, ...], level: str
-) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(node id, label, output shape) for a component's nodes at this level."""
+) -> list[tuple[str, str, tuple[int, ...], str]]:
+    """(node id, label, output shape, what the node stands for) for a component's nodes at this level."""
     model = traced.model
     if key == "head" or level == "expanded":
         nodes = []
@@ -127,11 +127,31 @@ def _component_nodes(
             module = model.get_submodule(name)
             scopes = [f"{name}.{i}" for i in range(len(module))] if isinstance(module, RepeatedBlocks) else [name]
             for scope in scopes:
-                nodes.append((_node_id(scope), _block_label(traced, scope), traced.output_shape(scope)))
+                nodes.append((_node_id(scope), _block_label(traced, scope), traced.output_shape(scope), scope))
         return nodes
     label = _component_label(traced, key, modules)
     params = sum(traced.params(name) for name in modules)
-    return [(key, f"{label}\n{_params(params)}", traced.output_shape(modules[-1]))]
+    return [(key, f"{label}\n{_params(params)}", traced.output_shape(modules[-1]), key)]
+
+
+def component_graph(traced: TracedNetwork, key: str, direction: str = "TB") -> graphviz.Digraph:
+    """One component's blocks in order (the stem's units, the 20 B blocks, the head's layers)."""
+    model = traced.model
+    comp = next((c for c in model.components if c.key == key), None)
+    if comp is None:
+        raise ValueError(f"unknown component {key!r}; components are: {', '.join(c.key for c in model.components)}")
+    graph = _digraph(f"{model.config.variant}-{key}", direction, ranksep=0.25)
+    graph.attr(label=comp.title, labelloc="t", fontsize="14")
+    previous = _input_node(graph)
+    first = traced.ops_in(comp.modules[0])[0]
+    shape = traced.ops[first.inputs[0]].shape if first.inputs else None
+    for node_id, label, scope_shape, name in _component_nodes(traced, key, comp.modules, "expanded"):
+        graph.node(node_id, label, explorer=name, **_fill(key))
+        graph.edge(previous, node_id, label=shape_text(shape or ()))
+        previous, shape = node_id, scope_shape
+    graph.node("output", "Output", **_TERMINAL)
+    graph.edge(previous, "output", label=shape_text(shape or ()))
+    return graph
 
 
 def _node_id(scope: str) -> str:
@@ -184,7 +204,7 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     Each conv-BN-ReLU unit inside the block is one node, as the paper draws it.
     """
     names = traced.model.block_names() + [n for c in traced.model.components if c.key == "head" for n in c.modules]
-    if block not in names:
+    if block not in names and not _is_unit(traced.model, block):
         raise ValueError(f"unknown block {block!r}; blocks are: {', '.join(names)}")
     model = traced.model
     ops = traced.ops_in(block)
@@ -205,6 +225,7 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     branches: dict[str, graphviz.Digraph] = {}
     for node_id, members in groups.items():
         label, attrs = _detail_node(model, node_id, members, key)
+        attrs = {**attrs, "explorer": _inside_name(model, block, node_id, members)}
         branch = _branch_of(members[0].scope, block)
         if branch is None:
             graph.node(_node_id(node_id), label, **attrs)
@@ -231,6 +252,30 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     graph.node("output", "Output", **_TERMINAL)
     graph.edge(_node_id(group(ops[-1])), "output", label=shape_text(ops[-1].shape or ()))
     return graph
+
+
+def _is_unit(model: InceptionResNetV2, path: str) -> bool:
+    """A conv-BN-ReLU unit inside a block (``repeat_1.0.branch1.1``): drawn as conv, BN and ReLU."""
+    try:
+        return "." in path and isinstance(model.get_submodule(path), ConvBnRelu)
+    except AttributeError:
+        return False
+
+
+def _inside_name(model: InceptionResNetV2, block: str, group: str, members: list[Operation]) -> str:
+    """What a node of a block's drawing stands for, named as :mod:`explorer.inside` names its outputs."""
+    op = members[0]
+    if len(members) > 1:
+        return group  # a unit
+    if op.kind == "concat":
+        return f"{block}.concat"
+    if op.kind == "scaling":
+        return f"{block}.scaled_residual"
+    if op.kind == "residual_add" or op.scope == block:
+        return f"{block}.output"
+    if op.kind == "activation" and isinstance(model.get_submodule(block), InceptionResNetBlock):
+        return f"{block}.output"
+    return op.scope  # a pooling, the linear 1x1, or a unit's own conv, batch norm and ReLU
 
 
 def _branch_of(scope: str, block: str) -> str | None:

@@ -198,7 +198,11 @@ def _out_channels(branch: nn.Module) -> int:
 
 
 class Block35(InceptionResNetBlock):
-    """Inception-ResNet-A (35x35 grid): [1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3] -> linear 1x1."""
+    """Inception-ResNet-A (35x35 grid), Figures 16 (v2), 10 (v1): [1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3] -> linear 1x1.
+
+    Three branches look at the same input with growing receptive fields; the linear 1x1 widens their
+    concatenation back to the input's width, and the scaled result is added to the input.
+    """
 
     def __init__(
         self,
@@ -241,19 +245,29 @@ class FactorisedBlock(InceptionResNetBlock):
 
 
 class Block17(FactorisedBlock):
-    """Inception-ResNet-B (17x17 grid): [1x1 | 1x1 -> 1x7 -> 7x1] -> linear 1x1."""
+    """Inception-ResNet-B (17x17 grid), Figures 17 (v2) and 11 (v1): [1x1 | 1x1 -> 1x7 -> 7x1] -> linear 1x1.
+
+    A 7x7 receptive field factorised into 1x7 then 7x1, far cheaper than one 7x7 convolution.
+    """
 
     n = 7
 
 
 class Block8(FactorisedBlock):
-    """Inception-ResNet-C (8x8 grid): [1x1 | 1x1 -> 1x3 -> 3x1] -> linear 1x1."""
+    """Inception-ResNet-C (8x8 grid), Figures 19 (v2) and 13 (v1): [1x1 | 1x1 -> 1x3 -> 3x1] -> linear 1x1.
+
+    The coarsest grid and the widest blocks; the released network's last one is unscaled and has no ReLU.
+    """
 
     n = 3
 
 
 class ReductionA(ConcatBranches):
-    """Reduction-A (35x35 -> 17x17), Figure 7: [3x3 n s2 V | 1x1 k -> 3x3 l -> 3x3 m s2 V | max pool]."""
+    """Reduction-A (35x35 -> 17x17), Figure 7: [3x3 n s2 V | 1x1 k -> 3x3 l -> 3x3 m s2 V | max pool].
+
+    Halves the grid with stride-2 convolutions and a max pool side by side, and widens the channels,
+    so that no information bottleneck is made where the grid shrinks.
+    """
 
     def __init__(self, in_channels: int, k: int, l: int, m: int, n: int) -> None:  # noqa: E741 (the paper's names)
         super().__init__()

@@ -155,9 +155,9 @@ def test_a_fresh_server_moves_every_page_to_the_downloaded_weights_without_a_cli
             tab.goto(f"http://127.0.0.1:{port}/counts")
             banner = tab.get_by_text("Random weights:")
             expect(banner).to_be_visible(timeout=120_000)
-            expect(tab.get_by_text("the trained weights are downloading")).to_be_visible()
-            expect(tab.get_by_role("heading", name="How many layers?")).to_be_visible(timeout=120_000)
             expect(tab.get_by_text("Downloading the trained weights: 0 of 112 MB")).to_be_visible(timeout=60_000)
+            expect(tab.get_by_text("the trained weights are downloading")).to_be_visible(timeout=60_000)
+            expect(tab.get_by_role("heading", name="How many layers?")).to_be_visible(timeout=120_000)
             tab.screenshot(path=str(ARTIFACTS / "default-weights-downloading.png"), full_page=True)
             hub.state.hold.set()
             expect(banner).to_have_count(0, timeout=120_000)  # no click: the page moved by itself

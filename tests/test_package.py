@@ -19,7 +19,8 @@ from explorer.model import make_config
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 
 pytestmark = pytest.mark.package
-PAGES = ["Network", "Layer counts", "Block graph", "Activations", "Compare variants", "Residual scaling", "Guided tour"]
+PAGES = ["Network", "Network map", "Layer counts", "Block graph", "Activations", "Compare variants", "Residual scaling",
+         "Guided tour"]  # fmt: skip
 
 NOT_SHIPPED = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "test-artifacts", "weights"

@@ -180,3 +180,49 @@ def test_tour_walks_through_every_step():
     assert "35x35x320" in " ".join(m.value for m in page.markdown)
     claims = page.dataframe[0].value
     assert "repeated 5, 10 and 5" in " ".join(claims["claim"]) and set(claims["verdict"]) <= {"true", "false", "partly"}
+
+
+MAP_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "map.py")
+
+
+def open_map(**params: str) -> AppTest:
+    page = AppTest.from_file(MAP_PAGE, default_timeout=300)
+    for key, value in params.items():
+        page.query_params[key] = value
+    return page.run()
+
+
+def markdown_text(page: AppTest) -> str:
+    return "\n".join(m.value for m in page.markdown)
+
+
+def test_map_opens_the_block_in_the_link_with_its_inside():
+    from explorer.graph import trace_network
+
+    page = open_map(node="repeat_1.0", image="cat")
+    assert not page.exception and not page.error
+    assert "repeat_1.0 (Block17)" in [h.value for h in page.subheader]
+    assert "Every output inside **repeat_1.0**" in markdown_text(page)
+    opened = [b.key.removeprefix("open-") for b in page.button if b.key and b.key.startswith("open-")]
+    suffixes = ["branch0", "branch1.0", "branch1.1", "branch1.2", "concat", "conv2d", "scaled_residual", "shortcut"]
+    assert opened == [f"repeat_1.0.{s}" for s in [*suffixes, "output"]]  # every output inside, in forward order
+    facts = page.table[0].value
+    traced = trace_network(make_config("released"))
+    assert facts.loc["parameters"].item() == f"{traced.params('repeat_1.0'):,}"
+    assert facts.loc["output shape"].item() == "17x17x1088"
+    assert page.query_params["image"] == ["cat"] or page.query_params["image"] == "cat"
+
+
+def test_map_levels_and_bad_links():
+    network = open_map()
+    assert not network.exception and "Inception-ResNet-v2" in [h.value for h in network.subheader]
+    component = open_map(node="block_b")
+    assert "Inception-ResNet-B x20" in [h.value for h in component.subheader]
+    unit = open_map(node="repeat_1.0.branch1.1")
+    facts = unit.table[0].value
+    assert facts.loc["kernel"].item() == "1x7" and facts.loc["channels in, out"].item() == "128, 160"
+    assert "Every output inside **repeat_1.0.branch1.1**" in markdown_text(unit)
+    bad = open_map(node="repeat_9.0", image="dog")
+    errors = " ".join(e.value for e in bad.error)
+    assert "unknown node 'repeat_9.0'" in errors and "No sample image called 'dog'" in errors
+    assert not bad.exception and "Inception-ResNet-v2" in [h.value for h in bad.subheader]

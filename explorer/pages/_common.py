@@ -6,12 +6,16 @@ survive moving between pages; everything cached is keyed by plain values and nev
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from explorer.claims import Claim, check_claims
 from explorer.counting import LayerCounts, Reconciliation, count_layers, reconcile
 from explorer.default_weights import DefaultWeights
 from explorer.graph import GraphRenderError, TracedNetwork, render, trace_network
+from explorer.heatmaps import colourise, png_bytes
+from explorer.images import ACCEPTED_FORMATS, load_image, sample_path, sample_paths
 from explorer.inference import Engine
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
 from explorer.summary import ModelSummary, summarize
@@ -58,7 +62,7 @@ def variant_sidebar() -> InceptionResNetConfig:
     weights_sidebar(config)
     if weights_in_use(config) == RANDOM:
         following = config == VARIANTS["released"] and "weights" not in st.session_state
-        coming = following and server_defaults().status().busy
+        coming = following and server_defaults().status().phase == "downloading"
         st.warning(
             "Random weights: the shapes, counts and graphs are exact, but predictions and activation maps are "
             "meaningless until real weights are loaded "
@@ -158,7 +162,7 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
             return
         status = server_defaults().status()
         if status.busy:
-            _default_weights_progress()
+            _default_weights_progress(status.phase)
         elif status.phase == "failed" and "weights" not in st.session_state:
             st.warning(f"The server's default weights: {status.message}.", icon=":material/cloud_off:")
         options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in HUB_REPOS]
@@ -194,11 +198,12 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
 
 
 @st.fragment(run_every=1.0)
-def _default_weights_progress() -> None:
-    """The default weights' download, redrawn every second; the whole page reruns when it is over."""
+def _default_weights_progress(phase: str) -> None:
+    """The default weights' progress, redrawn every second; the whole page reruns when the phase the page
+    was drawn in is over (the banner says what is going on, and when it is done it goes)."""
     status = server_defaults().status()
-    if not status.busy:
-        st.rerun()  # sessions that follow the default move to the new weights; the banner goes
+    if status.phase != phase:
+        st.rerun()
     if status.total:
         st.progress(
             min(status.done / status.total, 1.0),
@@ -234,3 +239,77 @@ def engine_of(config: InceptionResNetConfig) -> tuple[Engine, EngineKey]:
             return default_engine, (variant, repeats, default_key)
         return cached_engine(variant, repeats, chosen), (variant, repeats, chosen)
     return cached_engine(variant, repeats, RANDOM), (variant, repeats, RANDOM)
+
+
+# --------------------------------------------------------------------------------------------
+# The image (shared by the Activations page and the network map) and what is computed from it
+# --------------------------------------------------------------------------------------------
+
+UPLOAD_TYPES = ["avif", "bmp", "gif", "jpeg", "jpg", "png", "tif", "tiff", "webp"]
+SOURCES = ["Samples", "Upload", "Camera"]
+
+
+def pick_image(slot: str = "0", default_sample: int = 0, sample: str | None = None) -> tuple[str, bytes] | None:
+    """The image chosen in one slot: a sample, an upload or a camera shot, kept when moving between pages.
+
+    ``sample`` (a sample's name, from a shared link) replaces the choice.
+    """
+    names = [p.stem for p in sample_paths()]
+    source_key, sample_key = f"image_source_{slot}", f"image_sample_{slot}"
+    if sample is not None:
+        st.session_state[source_key], st.session_state[sample_key] = "Samples", sample
+    _widget_default(source_key, "Samples")
+    _widget_default(sample_key, names[default_sample % len(names)])
+    source = st.radio("Image from", SOURCES, horizontal=True, key=f"_{source_key}", on_change=_keep, args=(source_key,))
+    if source == "Samples":
+        name = st.selectbox("Sample", names, key=f"_{sample_key}", on_change=_keep, args=(sample_key,))
+        path = sample_path(name)
+        return path.name, path.read_bytes()
+    kept = f"image_{source.lower()}_{slot}"  # the last upload or shot, for the other pages
+    if source == "Upload":
+        given = st.file_uploader(f"An image ({', '.join(ACCEPTED_FORMATS)})", type=UPLOAD_TYPES, key=f"upload_{slot}")
+        picked = (given.name, given.getvalue()) if given is not None else None
+    else:
+        shot = st.camera_input("Take a picture", key=f"camera_{slot}")
+        picked = ("camera.jpg", shot.getvalue()) if shot is not None else None
+    if picked is not None:
+        st.session_state[kept] = picked
+    elif kept in st.session_state:
+        st.caption(f"Using {st.session_state[kept][0]}, given before.")
+    return st.session_state.get(kept)
+
+
+def chosen_sample(slot: str = "0") -> str | None:
+    """The sample in use in a slot (for links), or None when the image is an upload or a shot."""
+    if st.session_state.get(f"image_source_{slot}", "Samples") != "Samples":
+        return None
+    return st.session_state.get(f"image_sample_{slot}")
+
+
+def image_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_resource(show_spinner="Running the image through the network as built...", max_entries=8)
+def cached_block_inputs(_engine: Engine, engine_key: EngineKey, digest: str, _data: bytes) -> dict:
+    """Every block's input for one image (tensors on the engine's device, never modified), to open blocks fast."""
+    return _engine.block_inputs(load_image(_data).image)
+
+
+@st.cache_data(show_spinner="Computing the outputs inside...", max_entries=256)
+def cached_inside(_engine: Engine, engine_key: EngineKey, digest: str, node: str, _data: bytes) -> tuple:
+    """Every output inside a block or a unit, as values, with each mean map as a PNG (cheap to show)."""
+    inside = _engine.inside(cached_block_inputs(_engine, engine_key, digest, _data), node)
+    return tuple((part, png_bytes(colourise(part.mean_map, (96, 96)))) for part in inside)
+
+
+def graph_downloads(dot_source: str, name: str) -> None:
+    """DOT, SVG and PNG of a drawing."""
+    svg, png = cached_render(dot_source, "svg"), cached_render(dot_source, "png")
+    cols = st.columns(3)
+    cols[0].download_button("Download DOT", dot_source, file_name=f"{name}.dot", mime="text/vnd.graphviz")
+    if svg is None or png is None:
+        st.warning("SVG and PNG downloads need Graphviz's `dot` program (Debian: `apt-get install graphviz`).")
+    else:
+        cols[1].download_button("Download SVG", svg, file_name=f"{name}.svg", mime="image/svg+xml")
+        cols[2].download_button("Download PNG", png, file_name=f"{name}.png", mime="image/png")

@@ -10,11 +10,9 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
-from explorer.images import ACCEPTED_FORMATS, ImageError, LoadedImage, load_image, sample_path, sample_paths
+from explorer.images import ImageError, LoadedImage, load_image
 from explorer.inference import GradCam, InferenceResult
-from explorer.pages._common import engine_of, variant_sidebar
-
-UPLOAD_TYPES = ["avif", "bmp", "gif", "jpeg", "jpg", "png", "tif", "tiff", "webp"]
+from explorer.pages._common import engine_of, pick_image, variant_sidebar
 
 config = variant_sidebar()
 engine, engine_key = engine_of(config)
@@ -33,21 +31,6 @@ def run_image(_key: tuple, data: bytes, name: str) -> tuple[InferenceResult | No
 @st.cache_data(show_spinner="Computing Grad-CAM...", max_entries=64)
 def grad_cam(_key: tuple, data: bytes, block: str, class_index: int) -> GradCam:
     return engine.grad_cam(load_image(data).image, block, class_index)
-
-
-def pick_image(slot: str, default_sample: int) -> tuple[str, bytes] | None:
-    """The image chosen in one slot: a sample, an upload or a camera shot."""
-    source = st.radio("Image from", ["Samples", "Upload", "Camera"], horizontal=True, key=f"source_{slot}")
-    if source == "Samples":
-        names = [p.stem for p in sample_paths()]
-        name = st.selectbox("Sample", names, index=default_sample % len(names), key=f"sample_{slot}")
-        path = sample_path(name)
-        return path.name, path.read_bytes()
-    if source == "Upload":
-        upload = st.file_uploader(f"An image ({', '.join(ACCEPTED_FORMATS)})", type=UPLOAD_TYPES, key=f"upload_{slot}")
-        return (upload.name, upload.getvalue()) if upload is not None else None
-    shot = st.camera_input("Take a picture", key=f"camera_{slot}")
-    return ("camera.jpg", shot.getvalue()) if shot is not None else None
 
 
 st.title("Activations")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer.graph import DIRECTIONS, block_graph, network_graph
-from explorer.pages._common import cached_render, summary_of, trace_of, variant_sidebar
+from explorer.pages._common import graph_downloads, summary_of, trace_of, variant_sidebar
 from explorer.summary import shape_text
 
 VIEWS = {"Overview": "overview", "Every block": "expanded", "One block": "block"}
@@ -66,11 +66,4 @@ else:
         )
 
 name = f"{config.variant}-{block or VIEWS[view]}".replace(".", "_")
-svg, png = cached_render(dot_source, "svg"), cached_render(dot_source, "png")
-cols = st.columns(3)
-cols[0].download_button("Download DOT", dot_source, file_name=f"{name}.dot", mime="text/vnd.graphviz")
-if svg is None or png is None:
-    st.warning("SVG and PNG downloads need Graphviz's `dot` program (Debian: `apt-get install graphviz`).")
-else:
-    cols[1].download_button("Download SVG", svg, file_name=f"{name}.svg", mime="image/svg+xml")
-    cols[2].download_button("Download PNG", png, file_name=f"{name}.png", mime="image/png")
+graph_downloads(dot_source, name)

@@ -1,5 +1,7 @@
 """The network at a glance: the chosen variant's components, shapes, parameters and MACs."""
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -15,6 +17,11 @@ st.title("Inception-ResNet-v2 Explorer")
 st.markdown(
     "Every number on these pages is computed from the PyTorch network itself, so it always matches "
     "the code. Pick a variant in the sidebar; the **released** one is the network people download."
+)
+st.page_link(
+    str(Path(__file__).with_name("map.py")),
+    label="Open the network map: click from the whole network down to one convolution, with an image's activations",
+    icon=":material/account_tree:",
 )
 
 cols = st.columns(4)

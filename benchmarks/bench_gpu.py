@@ -1,6 +1,6 @@
 """GPU benchmark: this project's pipeline against timm's inception_resnet_v2, measured in one run.
 
-    python -m benchmarks.bench_gpu [--part latency|breakdown|throughput|check|all ...] [--json FILE]
+    python -m benchmarks.bench_gpu [--part latency|breakdown|throughput|check|inside|all ...] [--json FILE]
 
 latency     batch 1, from a preprocessed tensor on the device to every block's maps on the host:
             - peer: timm eager, bf16, channels-last, forward hooks on every block computing the
@@ -13,6 +13,8 @@ throughput  batch 256 bf16 channels-last forward: timm eager, timm torch.compile
             ours torch.compile, ours torch.compile replayed as a CUDA graph.
 check       bf16 against float32 on the sample photographs: same top-1 (a prototype head gives
             each photo a known class), maps correlating >= 0.99.
+inside      the outputs inside a block (explorer.inside) on the GPU against the CPU's, and the
+            time to open a block.
 
 Random weights throughout: timing does not depend on them. Medians of repeated runs.
 """
@@ -212,16 +214,43 @@ def check(results: dict) -> None:
     results["check: worst map at"] = where
 
 
+def inside(results: dict) -> None:
+    """The inside of a block on the GPU: the same outputs as on the CPU, and the time to open one."""
+    from explorer.images import load_image, sample_path
+
+    image = load_image(sample_path("cat")).image
+    model = build_model("released", seed=3)
+    cpu = Engine(build_model("released", seed=3), WeightsInfo("random", random=True), device="cpu")
+    gpu = Engine(model, WeightsInfo("random", random=True), device="cuda", compile=False)
+    on_cpu, on_gpu = cpu.block_inputs(image), gpu.block_inputs(image)
+    worst, where = 0.0, ""
+    for block in ("conv2d_1a", "mixed_5b", "repeat.0", "mixed_6a", "repeat_1.0", "mixed_7a", "block8"):
+        for a, b in zip(cpu.inside(on_cpu, block), gpu.inside(on_gpu, block), strict=True):
+            error = float(np.abs(a.mean_map - b.mean_map).max() / (np.abs(a.mean_map).max() + 1e-12))
+            if error > worst:
+                worst, where = error, a.name
+    results["inside: worst relative error of a mean map, GPU vs CPU (float32)"] = worst
+    results["inside: worst at"] = where
+    results["inside: block inputs of one image, ms"] = median_ms(lambda: gpu.block_inputs(image), 20, 3)
+    results["inside: open repeat_1.0, ms"] = median_ms(lambda: gpu.inside(on_gpu, "repeat_1.0"), 20, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--part", nargs="+", choices=("latency", "breakdown", "throughput", "check", "all"), default=["all"]
+        "--part", nargs="+", choices=("latency", "breakdown", "throughput", "check", "inside", "all"), default=["all"]
     )
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     results: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
-    parts = (("check", check), ("latency", latency), ("breakdown", breakdown), ("throughput", throughput))
+    parts = (
+        ("check", check),
+        ("inside", inside),
+        ("latency", latency),
+        ("breakdown", breakdown),
+        ("throughput", throughput),
+    )
     for part, run in parts:
         if part in args.part or "all" in args.part:
             run(results)

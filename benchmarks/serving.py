@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 if TYPE_CHECKING:
     from explorer.inference import Engine
 
-PAGES = {"Network": "", "Layer counts": "counts", "Block graph": "graph", "Activations": "activations",
-         "Compare variants": "compare", "Residual scaling": "experiment", "Guided tour": "tour"}  # fmt: skip
+PAGES = {"Network": "", "Network map": "map", "Layer counts": "counts", "Block graph": "graph",
+         "Activations": "activations", "Compare variants": "compare", "Residual scaling": "experiment",
+         "Guided tour": "tour"}  # fmt: skip
 
 
 def memory_mb(pid: int) -> dict[str, float]:

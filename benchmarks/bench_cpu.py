@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.fastpath import inference_copy  # noqa: E402
 from explorer.images import load_image  # noqa: E402
-from explorer.inference import Engine  # noqa: E402
+from explorer.inference import Engine, cpu_bf16_native  # noqa: E402
 from explorer.model import build_model  # noqa: E402
 from explorer.weights import WeightsInfo  # noqa: E402
 
@@ -40,6 +40,20 @@ print(time.perf_counter() - start)
 """
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def cpu_flags() -> str:
+    """The CPU flags that decide the speed of these kernels."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+    return " ".join(flag for flag in wanted if f" {flag}" in text) or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
@@ -51,13 +65,16 @@ def main() -> None:
     peer = timm.create_model("inception_resnet_v2", pretrained=False).eval()
     model = build_model("released")
     fast = inference_copy(model)
-    engine = Engine(model, WeightsInfo("random", random=True), device="cpu")
+    fp32 = Engine(build_model("released"), WeightsInfo("random", random=True), device="cpu", cpu_dtype=torch.float32)
     contenders = {
         "timm forward": lambda: peer(x),
         "ours forward (as built)": lambda: model(x),
         "ours forward (engine's copy: BN folded, heads merged)": lambda: fast(x),
-        "ours full single-image path (preprocess, forward, all maps)": lambda: engine.run(image),
+        "ours full single-image path, fp32 (preprocess, forward, all maps)": lambda: fp32.run(image),
     }
+    if cpu_bf16_native():  # the engine's default here; where bf16 is not native, fp32 is the default
+        bf16 = Engine(build_model("released"), WeightsInfo("random", random=True), device="cpu")
+        contenders[f"ours full single-image path, {bf16.precision} (the default here)"] = lambda: bf16.run(image)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     with torch.inference_mode():
         for fn in contenders.values():
@@ -76,7 +93,9 @@ def main() -> None:
         for _ in range(3)
     ]
     base = statistics.median(times["timm forward"])
-    print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.repeats} interleaved rounds")
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"native bf16 (AVX512-BF16 or AMX): {cpu_bf16_native()}; flags: {cpu_flags()}")
+    print(f"{args.repeats} interleaved rounds")
     print(f"{'contender':<62} {'median ms':>10} {'x timm forward':>15}")
     for name, values in times.items():
         median = statistics.median(values)

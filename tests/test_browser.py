@@ -226,6 +226,8 @@ def test_graph_drills_into_a_block_and_downloads_svg(page):
 def test_upload_an_image_and_get_top5_and_maps(page, tmp_path):
     from PIL import Image
 
+    from tests.conftest import CPU_PRECISION
+
     go(page, "Activations")
     photo = tmp_path / "rotated-coffee.png"
     Image.open(ROOT / "explorer" / "samples" / "coffee.jpg").rotate(90, expand=True).save(photo)
@@ -234,7 +236,7 @@ def test_upload_an_image_and_get_top5_and_maps(page, tmp_path):
     page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(photo))
     settle(page)
     page.get_by_text("what the network sees").first.wait_for()
-    assert page.get_by_text("On cpu (fp32) in").count() >= 1
+    assert page.get_by_text(f"On cpu ({CPU_PRECISION}) in").count() >= 1
     assert page.locator(".js-plotly-plot").count() >= 6  # heatmap, channels, four statistics
     page.screenshot(path=str(ARTIFACTS / "activations-upload.png"), full_page=True)
     document = json.loads(download(page, "Result JSON"))

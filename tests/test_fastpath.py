@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from explorer.fastpath import fold_batch_norms, inference_copy
-from explorer.inference import Engine, block_groups, pipeline
+from explorer.inference import Engine, block_groups, cpu_bf16_native, pipeline, streamed_pipeline
 from explorer.model import build_model
 from explorer.weights import WeightsInfo
 from tests.conftest import image_tensor
@@ -69,3 +69,45 @@ def test_pipeline_reduces_each_run_of_residual_blocks_together_and_fills_a_given
         buffer = torch.full_like(packed, float("nan"))  # every number must be written
         filled, again = pipeline(model, photos[:2], top_k=4, out=buffer)
     assert filled is buffer and again == layout and torch.equal(buffer, packed)
+
+
+def test_streamed_cpu_pipeline_packs_what_the_stacked_pipeline_packs(photos):
+    model = inference_copy(build_model("released"))
+    with torch.inference_mode():
+        stacked, layout = pipeline(model, photos[:2], top_k=4)
+        streamed, streamed_layout = streamed_pipeline(model, photos[:2], top_k=4)
+    assert streamed_layout == layout
+    assert torch.allclose(streamed, stacked, rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_bf16_engine_keeps_the_answers_of_float32(sample_paths):
+    """The reduced-precision CPU path, run even where the CPU has no native bf16 (slower there, same numbers)."""
+    from PIL import Image
+
+    from explorer.inference import crop_for_network, to_tensor
+
+    images = [Image.open(p).convert("RGB") for p in sample_paths]
+    model = build_model("released", seed=3)
+    set_prototype_head(model, torch.cat([to_tensor(crop_for_network(image)) for image in images]))
+    info = WeightsInfo("prototype head", random=False)
+    exact = Engine(model, info, device="cpu", cpu_dtype=torch.float32).run_batch(images)
+    fast_engine = Engine(model, info, device="cpu", cpu_dtype=torch.bfloat16)
+    fast = fast_engine.run_batch(images)
+    assert fast_engine.precision == "bf16" and fast[0].device == "cpu (bf16)" and exact[0].device == "cpu (fp32)"
+    for i, (want, got) in enumerate(zip(exact, fast, strict=True)):
+        assert want.top5[0].index == i and got.top5[0].index == i  # the known answer, kept in bf16
+        for a, b in zip(want.blocks, got.blocks, strict=True):
+            for p, q in ((a.mean, b.mean), (a.max, b.max)):
+                if p.std() > 0:
+                    assert correlation(p, q) >= 0.99, (sample_paths[i].name, a.name)
+            assert abs(a.stats.std - b.stats.std) <= 0.02 * a.stats.std + 1e-6, a.name
+
+
+def test_precision_follows_the_cpu_and_explorer_precision(monkeypatch):
+    model = build_model("released")
+    info = WeightsInfo("random", random=True)
+    expected = "bf16" if cpu_bf16_native() else "fp32"
+    assert Engine(model, info, device="cpu").precision == expected  # read off the CPU, not guessed
+    monkeypatch.setenv("EXPLORER_PRECISION", "fp32")
+    forced = Engine(model, info, device="cpu")
+    assert forced.precision == "fp32" and forced.gpu_dtype == torch.float32

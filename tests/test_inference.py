@@ -18,6 +18,7 @@ from explorer.images import load_image
 from explorer.inference import Engine, crop_for_network, imagenet_labels, pick_device, to_tensor
 from explorer.model import make_config
 from explorer.weights import random_weights
+from tests.conftest import CPU_PRECISION
 
 SAMPLES = Path(__file__).resolve().parent.parent / "explorer" / "samples"
 
@@ -25,7 +26,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "explorer" / "samples"
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     model, info = random_weights(make_config("released"))
-    return Engine(model, info, device="cpu", top_k=6)
+    return Engine(model, info, device="cpu", top_k=6, cpu_dtype=torch.float32)  # exact against float32 forwards
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_results_are_plain_values(cat_result):
     document = json.loads(json.dumps(cat_result.to_json()))
     assert [b["name"] for b in document["blocks"]] == [b.name for b in cat_result.blocks]
     assert set(cat_result.timings_ms) == {"preprocess", "forward and maps", "total"}
-    assert cat_result.device == "cpu (fp32)"
+    assert cat_result.device == "cpu (fp32)"  # as asked for
     assert cat_result.image.shape == (299, 299, 3) and cat_result.image.dtype == np.uint8
 
 
@@ -207,7 +208,7 @@ def test_cli_json_and_png_maps(tmp_path):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert {"weights", "device", "top5", "blocks"} <= set(document)
-    assert document["device"] == "cpu (fp32)" or torch.cuda.is_available()
+    assert document["device"] == f"cpu ({CPU_PRECISION})" or torch.cuda.is_available()
     assert [set(p) >= {"label", "probability"} for p in document["top5"]] == [True] * 5
     names = [b["name"] for b in document["blocks"]]
     assert names[0] == "conv2d_1a" and names[-1] == "conv2d_7b" and len(names) == 51

@@ -136,7 +136,7 @@ def test_paper_variants_inside_ends_with_the_blocks_output(variant, block, photo
 
 def test_engine_inside_reduces_as_the_engine_does(photos):
     model = build_model("released")
-    engine = Engine(model, WeightsInfo("random", random=True), device="cpu")
+    engine = Engine(model, WeightsInfo("random", random=True), device="cpu", cpu_dtype=torch.float32)
     from explorer.images import load_image
 
     image = load_image(SAMPLES_DIR / "cat.jpg").image

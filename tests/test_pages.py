@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.model import make_config
 from explorer.summary import summarize
+from tests.conftest import CPU_PRECISION
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -106,7 +107,7 @@ def test_activations_page_runs_a_sample():
     page = AppTest.from_file(ACTIVATIONS_PAGE, default_timeout=300).run()
     assert not page.exception
     assert any("Random weights" in w.value for w in page.warning)
-    assert any("On **cpu (fp32)** in" in c.value for c in page.caption)
+    assert any(f"On **cpu ({CPU_PRECISION})** in" in c.value for c in page.caption)
     page.select_slider(key="block").set_value("mixed_6a").run()
     assert any(m.value == "**mixed_6a**: 17x17x1088" for m in page.markdown)
     page.toggle(key="show_cam").set_value(True).run()
@@ -114,7 +115,7 @@ def test_activations_page_runs_a_sample():
     assert not page.exception
     page.toggle(key="compare").set_value(True).run()
     assert not page.exception
-    assert sum("On **cpu (fp32)** in" in c.value for c in page.caption) == 2  # two images side by side
+    assert sum(f"On **cpu ({CPU_PRECISION})** in" in c.value for c in page.caption) == 2  # two images side by side
     labels = [b.label for b in page.get("download_button")]
     assert labels.count("Map PNG") == 2 and labels.count("Result JSON") == 2
 

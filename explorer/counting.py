@@ -122,6 +122,7 @@ def _module_kind(module: nn.Module) -> tuple[str, str | None]:
 
 KERAS_WEIGHTED_LAYERS = frozenset({"Conv2D", "BatchNormalization", "Dense"})
 
+
 def _within(scope: str, name: str) -> bool:
     return scope == name or scope.startswith(name + ".")
 

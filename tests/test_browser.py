@@ -145,10 +145,22 @@ HEADINGS = {
 
 
 def go(tab, title: str) -> None:
-    """Open a page from the sidebar, as people do, and wait for its heading."""
+    """Open a page from the sidebar, as people do, and wait for its heading, then for its run to end.
+
+    The heading first: a slow machine may not have begun the new page's run when settle() looks, and
+    a page's first run (tracing, a first inference) can take longer than a locator's default wait.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     tab.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    heading = HEADINGS.get(title, title)
+    try:
+        tab.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
+    except PlaywrightTimeout:
+        shown = tab.locator("[data-testid='stApp']").inner_text()[:1500]
+        log = (ARTIFACTS / "streamlit.log").read_text()[-3000:]
+        pytest.fail(f"no heading {heading!r} at {tab.url} after 180 s; the page shows:\n{shown}\nserver log:\n{log}")
     settle(tab)
-    tab.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for()
 
 
 def choose(tab, label: str, option: str) -> None:

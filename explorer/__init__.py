@@ -5,9 +5,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from explorer.model import VARIANTS, InceptionResNetConfig, InceptionResNetV2, build_model, make_config
+    from explorer.model import (
+        VARIANTS,
+        InceptionNetwork,
+        InceptionResNetConfig,
+        InceptionResNetV2,
+        InceptionV4,
+        InceptionV4Config,
+        NetworkConfig,
+        build_model,
+        make_config,
+    )
 
-__all__ = ["VARIANTS", "InceptionResNetConfig", "InceptionResNetV2", "build_model", "make_config"]
+__all__ = [
+    "VARIANTS",
+    "InceptionNetwork",
+    "InceptionResNetConfig",
+    "InceptionResNetV2",
+    "InceptionV4",
+    "InceptionV4Config",
+    "NetworkConfig",
+    "build_model",
+    "make_config",
+]
 
 
 def __getattr__(name: str) -> Any:

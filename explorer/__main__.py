@@ -5,7 +5,8 @@
   irv2-explorer claims [--format table|json]
   irv2-explorer summary [--variant V] [--depth N] [--repeats A B C]
   irv2-explorer graph [--variant V] [--level overview|expanded] [--block NAME] [-o FILE]
-  irv2-explorer infer IMAGE... [--weights auto|random|hub[:TAG]|FILE] [--inside BLOCK] [--format json] [--out DIR]
+  irv2-explorer infer IMAGE... [--variant V] [--weights auto|random|hub[:TAG]|FILE] [--inside BLOCK] [--format json]
+                     [--out DIR]
   irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE
 
 Each command's --help says more.
@@ -114,12 +115,16 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_weights(value: str) -> str:
-    """``--weights`` as a weights key or a file path: auto is the cached tf_in1k, else random (never a download)."""
-    from explorer.weights import AUTO, DEFAULT_TAG, RANDOM, cached_hub_weights, parse_weights_key
+def resolve_weights(value: str, variant: str = "released") -> str:
+    """``--weights`` as a weights key or a file path: auto is the network's cached ImageNet weights, else random
+    (never a download); plain ``hub`` its ImageNet weights on the Hub."""
+    from explorer.weights import AUTO, RANDOM, cached_hub_weights, hub_tags_for, parse_weights_key
 
+    tags = hub_tags_for(variant)
     if value == AUTO:
-        return f"hub:{DEFAULT_TAG}" if cached_hub_weights(DEFAULT_TAG) is not None else RANDOM
+        return f"hub:{tags[0]}" if tags and cached_hub_weights(tags[0]) is not None else RANDOM
+    if value == "hub" and tags:
+        return f"hub:{tags[0]}"
     if value in (RANDOM, "hub") or value.startswith("hub:"):
         return parse_weights_key(value)
     return value  # a file's path
@@ -131,7 +136,7 @@ def load_engine(weights: str, device: str, top_k: int = 8, variant: str = "relea
     from explorer.weights import load_weights, load_weights_file
 
     config = make_config(variant)
-    key = resolve_weights(weights)
+    key = resolve_weights(weights, variant)
     if key == "random" or key.startswith("hub:"):
         model, info = load_weights(key, config, progress=_stderr_progress)
     else:
@@ -152,7 +157,7 @@ def _infer(args: argparse.Namespace) -> int:
     from explorer.heatmaps import colourise, png_bytes
     from explorer.images import ImageError, load_image
 
-    engine = load_engine(args.weights, args.device, args.top_k)
+    engine = load_engine(args.weights, args.device, args.top_k, args.variant)
     if args.inside:  # refused before any image is read, with the names there are
         names = engine.source.block_names()
         if not any(args.inside == name or args.inside.startswith(name + ".") for name in names):
@@ -353,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default: tf_in1k if `weights fetch` has cached it, else random; never downloads), random, "
         "hub (tf_in1k, downloaded if need be), hub:tf_ens_adv_in1k, or a .safetensors/.pth file",
     )
+    infer.add_argument("--variant", choices=list(VARIANTS), default="released")
     infer.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     infer.add_argument("--format", choices=("table", "json"), default="table")
     infer.add_argument("--out", help="write each block's maps as PNG files into this folder")

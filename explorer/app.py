@@ -34,6 +34,7 @@ def navigation() -> None:
             st.Page(PAGES / "compare.py", title="Compare variants", url_path="compare"),
             st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
             st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),
+            st.Page(PAGES / "transfer.py", title="New head", url_path="transfer"),
         ]
     ).run()
 

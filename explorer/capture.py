@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from explorer.model import InceptionResNetV2
+from explorer.model import InceptionNetwork
 from explorer.pipeline import PipelineSteps, pipeline
 
 
@@ -70,7 +70,7 @@ class CapturedPipeline:
 
     def __init__(
         self,
-        model: InceptionResNetV2,
+        model: InceptionNetwork,
         batch_size: int,
         top_k: int,
         input_size: int,

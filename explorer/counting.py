@@ -21,8 +21,9 @@ import torch.fx as fx
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from explorer.model import InceptionResNetConfig, InceptionResNetV2
+from explorer.model import InceptionNetwork, NetworkConfig, model_from_config
 from explorer.summary import shape_text, summarize
+from explorer.variants import VARIANTS
 
 #: Layer kinds, in the order tables show them.
 KINDS: dict[str, str] = {
@@ -73,13 +74,12 @@ class Operation:
     shape: tuple[int, ...] | None = None  # output shape, when traced with shapes
 
 
-def trace_operations(model: InceptionResNetV2, with_shapes: bool = False) -> list[Operation]:
+def trace_operations(model: InceptionNetwork, with_shapes: bool = False) -> list[Operation]:
     """The forward pass as operations in execution order, each with its kind and component.
 
     ``with_shapes`` also runs the trace on a ``meta`` input of the config's size (no arithmetic,
     a few seconds) to record every operation's output shape.
     """
-    component_of = {name: comp.key for comp in model.components for name in comp.modules}
     graph = fx.symbolic_trace(model)
     if with_shapes:
         size = model.config.input_size
@@ -93,11 +93,11 @@ def trace_operations(model: InceptionResNetV2, with_shapes: bool = False) -> lis
             kind, keras, component, target, scope = "input", "InputLayer", model.components[0].key, node.name, ""
         elif node.op == "call_module":
             kind, keras = _module_kind(graph.get_submodule(node.target))
-            component, target, scope = component_of[node.target.split(".")[0]], node.target, node.target
+            component, target, scope = _component_key(model, node.target), node.target, node.target
         elif node.op == "call_function" and node.target in _FUNCTION_KINDS:
             kind, keras = _FUNCTION_KINDS[node.target]
             scope = list(node.meta.get("nn_module_stack", {}))[-1]
-            component, target = component_of[scope.split(".")[0]], getattr(node.target, "__name__", str(node.target))
+            component, target = _component_key(model, scope), getattr(node.target, "__name__", str(node.target))
         else:
             # A new kind of operation must be classified before anything is counted.
             raise ValueError(f"cannot classify traced operation {node.op} {node.target!r}")
@@ -107,6 +107,13 @@ def trace_operations(model: InceptionResNetV2, with_shapes: bool = False) -> lis
         ops.append(Operation(len(ops), node.name, kind, component, target, keras, inputs, scope, shape))
         index[node.name] = len(ops) - 1
     return ops
+
+
+def _component_key(model: InceptionNetwork, path: str) -> str:
+    comp = model.component_of(path)
+    if comp is None:
+        raise ValueError(f"{path!r} belongs to no component of {model.config.variant}")
+    return comp.key
 
 
 def _module_kind(module: nn.Module) -> tuple[str, str | None]:
@@ -133,13 +140,13 @@ class CountOf:
 
     selects: Callable[[Operation], bool]
 
-    def __call__(self, model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
+    def __call__(self, model: InceptionNetwork, ops: list[Operation]) -> dict[str, int]:
         values = {comp.key: 0 for comp in model.components}
         for op in ops:
             values[op.component] += int(self.selects(op))
         return values
 
-    def within(self, model: InceptionResNetV2, ops: list[Operation], scope: str) -> int:
+    def within(self, model: InceptionNetwork, ops: list[Operation], scope: str) -> int:
         return sum(int(self.selects(op)) for op in ops if _within(op.scope, scope))
 
 
@@ -150,7 +157,7 @@ class LongestPathOf:
 
     selects: Callable[[Operation], bool]
 
-    def __call__(self, model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
+    def __call__(self, model: InceptionNetwork, ops: list[Operation]) -> dict[str, int]:
         best: list[int] = []
         for op in ops:  # execution order is a topological order
             best.append(int(self.selects(op)) + max((best[i] for i in op.inputs), default=0))
@@ -161,7 +168,7 @@ class LongestPathOf:
             before = best[last_of[comp.key]]
         return values
 
-    def within(self, model: InceptionResNetV2, ops: list[Operation], scope: str) -> int:
+    def within(self, model: InceptionNetwork, ops: list[Operation], scope: str) -> int:
         best: dict[int, int] = {}
         for op in ops:
             if _within(op.scope, scope):
@@ -170,17 +177,16 @@ class LongestPathOf:
 
 
 class LeafModules:
-    """Modules without submodules, from the module tree, by the component of their top-level name."""
+    """Modules without submodules, from the module tree, by the component they sit in."""
 
-    def __call__(self, model: InceptionResNetV2, ops: list[Operation]) -> dict[str, int]:
-        component_of = {name: comp.key for comp in model.components for name in comp.modules}
+    def __call__(self, model: InceptionNetwork, ops: list[Operation]) -> dict[str, int]:
         values = {comp.key: 0 for comp in model.components}
         for name, module in model.named_modules():
             if name and not any(module.children()):
-                values[component_of[name.split(".")[0]]] += 1
+                values[_component_key(model, name)] += 1
         return values
 
-    def within(self, model: InceptionResNetV2, ops: list[Operation], scope: str) -> int:
+    def within(self, model: InceptionNetwork, ops: list[Operation], scope: str) -> int:
         return sum(1 for name, m in model.named_modules() if _within(name, scope) and not any(m.children()))
 
 
@@ -340,16 +346,16 @@ def keras_parameter_count(model: nn.Module) -> int:
     return params - bn_channels + 2 * bn_channels
 
 
-def counts_within(model: InceptionResNetV2, ops: list[Operation], scope: str) -> dict[str, int]:
+def counts_within(model: InceptionNetwork, ops: list[Operation], scope: str) -> dict[str, int]:
     """Every convention for the operations of one module (a block, a unit, a layer), by convention key."""
     return {rule.key: rule.measure.within(model, ops, scope) for rule in RULES}
 
 
-def count_layers(config: InceptionResNetConfig) -> LayerCounts:
+def count_layers(config: NetworkConfig) -> LayerCounts:
     """Every convention and every layer kind, per component and for the whole network."""
     from explorer.model import VARIANTS
 
-    model = InceptionResNetV2(config, device="meta")
+    model = model_from_config(config, seed=None, device="meta")
     ops = trace_operations(model)
     summary = {comp.key: comp for comp in summarize(config).components}
 
@@ -543,7 +549,8 @@ def to_csv(counts: LayerCounts) -> str:
 def format_counts(counts: LayerCounts) -> str:
     """The answer table (conventions) and the per-component table, as plain text."""
     r = counts.repeats
-    lines = [f"Inception-ResNet ({counts.variant}, {r[0]} x A, {r[1]} x B, {r[2]} x C): how many layers?", ""]
+    name = VARIANTS[counts.variant].network
+    lines = [f"{name} ({counts.variant}, {r[0]} x A, {r[1]} x B, {r[2]} x C): how many layers?", ""]
     lines.append(f"{'convention':<42} {'total':>6}  reproduces")
     for conv in counts.conventions:
         lines.append(f"{conv.name:<42} {conv.total:>6}  {conv.reproduces or '-'}")

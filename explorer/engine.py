@@ -26,9 +26,16 @@ from explorer.fastpath import inference_copy
 from explorer.gradcam import grad_cam
 from explorer.inside import InsideMaps, block_inputs, inside_tensors, reduce_inside, unit_tensors
 from explorer.labels import imagenet_labels
-from explorer.model import InceptionResNetV2
+from explorer.model import InceptionNetwork
 from explorer.pipeline import Layout, streamed_pipeline
-from explorer.preprocessing import TF_IN1K, Preprocessing, crop_for_network, crop_on_device, normalise, to_tensor
+from explorer.preprocessing import (
+    Preprocessing,
+    crop_for_network,
+    crop_on_device,
+    normalise,
+    preprocessing_for,
+    to_tensor,
+)
 from explorer.results import BlockMaps, BlockStats, GradCam, InferenceResult, Prediction
 from explorer.weights import WeightsInfo
 
@@ -66,11 +73,11 @@ class Engine:
 
     def __init__(
         self,
-        model: InceptionResNetV2,
+        model: InceptionNetwork,
         weights: WeightsInfo,
         device: str = "auto",
         top_k: int = 8,
-        preprocessing: Preprocessing = TF_IN1K,
+        preprocessing: Preprocessing | None = None,
         gpu_dtype: torch.dtype = torch.bfloat16,
         compile: bool | None = None,
         progress: Callable[[str], None] | None = None,
@@ -80,7 +87,7 @@ class Engine:
         self.notes: tuple[str, ...] = (note,) if note else ()
         self.weights = weights
         self.top_k = top_k
-        self.preprocessing = preprocessing
+        self.preprocessing = preprocessing or preprocessing_for(model.config.variant)
         self.labels = imagenet_labels() if model.config.num_classes == 1000 else None
         # Inference only: no parameter needs a gradient (Grad-CAM differentiates activations).
         fast = inference_copy(model).requires_grad_(False)

@@ -8,7 +8,10 @@ adds relative to what it receives, and how the activations grow with depth, for
 - the released scales (0.17 / 0.10 / 0.20),
 - no scaling (1.0 everywhere),
 - scales the user picks,
-- no residual connections at all (each block passes on only its branch).
+- no shortcuts, residuals still scaled: each block passes on only its scaled branch, so the scale
+  compounds block after block (this shows the scale, not the missing shortcut),
+- no shortcuts, unscaled: each block passes on its branch as it is, a plain Inception network built
+  from the same blocks: the honest counterfactual without residual connections.
 
 All runs use the same weights (the same seeded random ones, or the same loaded file), so only
 the residuals differ.
@@ -22,10 +25,10 @@ from dataclasses import dataclass
 from PIL import Image
 
 from explorer.inference import BlockStats, Engine
-from explorer.model import InceptionResNetConfig, InceptionResNetV2, make_config
+from explorer.model import InceptionNetwork, NetworkConfig, make_config
 from explorer.weights import WeightsInfo
 
-ModelMaker = Callable[[InceptionResNetConfig], tuple[InceptionResNetV2, WeightsInfo]]
+ModelMaker = Callable[[NetworkConfig], tuple[InceptionNetwork, WeightsInfo]]
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ def settings(custom: tuple[float, float, float] | None = None) -> list[Setting]:
     ]
     if custom is not None:
         chosen.append(Setting(f"your scales ({custom[0]:g} / {custom[1]:g} / {custom[2]:g})", custom))
-    chosen.append(Setting("no residual connections", released, shortcuts=False))
+    chosen.append(Setting("no shortcuts, scaled branches", released, shortcuts=False))
+    chosen.append(Setting("no shortcuts, unscaled (plain Inception)", (1.0, 1.0, 1.0), shortcuts=False))
     return chosen
 
 

@@ -12,11 +12,11 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from explorer.model import ConvBnRelu, InceptionResNetBlock, InceptionResNetV2, RepeatedBlocks
+from explorer.model import ConvBnRelu, InceptionNetwork, InceptionResNetBlock, RepeatedBlocks
 
 
 @torch.no_grad()
-def fold_batch_norms(model: InceptionResNetV2) -> InceptionResNetV2:
+def fold_batch_norms(model: InceptionNetwork) -> InceptionNetwork:
     """A copy of ``model`` (eval mode) with each conv-BN-ReLU unit's batch norm folded into its conv."""
     folded = copy.deepcopy(model).eval()
     for unit in folded.modules():
@@ -66,7 +66,7 @@ class MergedHeadBlock(InceptionResNetBlock):
         return self.conv2d(torch.cat([tail(h) for tail, h in zip(self.tails, heads, strict=True)], 1))
 
 
-def merge_branch_heads(model: InceptionResNetV2) -> InceptionResNetV2:
+def merge_branch_heads(model: InceptionNetwork) -> InceptionNetwork:
     """Replace every residual block of a folded model (in place) by a :class:`MergedHeadBlock`."""
     for module in model.modules():
         if isinstance(module, RepeatedBlocks):
@@ -77,6 +77,6 @@ def merge_branch_heads(model: InceptionResNetV2) -> InceptionResNetV2:
     return model
 
 
-def inference_copy(model: InceptionResNetV2) -> InceptionResNetV2:
+def inference_copy(model: InceptionNetwork) -> InceptionNetwork:
     """The copy the inference engine runs: batch norms folded, parallel branch heads merged."""
     return merge_branch_heads(fold_batch_norms(model))

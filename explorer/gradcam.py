@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from explorer.model import InceptionResNetV2
+from explorer.model import InceptionNetwork
 from explorer.results import GradCam
 
 
 def grad_cam(
-    model: InceptionResNetV2, x: Tensor, block: str, class_index: int | None, label: Callable[[int], str]
+    model: InceptionNetwork, x: Tensor, block: str, class_index: int | None, label: Callable[[int], str]
 ) -> GradCam:
     """Grad-CAM of ``class_index`` (the top-1 class by default) at ``block`` for the one image ``x``.
 

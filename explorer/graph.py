@@ -20,7 +20,14 @@ import graphviz
 from torch import nn
 
 from explorer.counting import Operation, trace_operations
-from explorer.model import ConvBnRelu, InceptionResNetBlock, InceptionResNetConfig, InceptionResNetV2, RepeatedBlocks
+from explorer.model import (
+    ConvBnRelu,
+    InceptionNetwork,
+    InceptionResNetBlock,
+    NetworkConfig,
+    RepeatedBlocks,
+    model_from_config,
+)
 from explorer.palette import COMPONENT_COLOURS
 from explorer.summary import shape_text
 
@@ -39,7 +46,7 @@ class GraphRenderError(RuntimeError):
 class TracedNetwork:
     """A variant's model (on the meta device) and its traced operations with shapes."""
 
-    model: InceptionResNetV2
+    model: InceptionNetwork
     ops: list[Operation]
 
     def ops_in(self, scope: str) -> list[Operation]:
@@ -56,8 +63,8 @@ def _within(scope: str, name: str) -> bool:
     return scope == name or scope.startswith(name + ".")
 
 
-def trace_network(config: InceptionResNetConfig) -> TracedNetwork:
-    model = InceptionResNetV2(config, device="meta").eval()
+def trace_network(config: NetworkConfig) -> TracedNetwork:
+    model = model_from_config(config, seed=None, device="meta").eval()
     return TracedNetwork(model, trace_operations(model, with_shapes=True))
 
 
@@ -254,7 +261,7 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     return graph
 
 
-def _is_unit(model: InceptionResNetV2, path: str) -> bool:
+def _is_unit(model: InceptionNetwork, path: str) -> bool:
     """A conv-BN-ReLU unit inside a block (``repeat_1.0.branch1.1``): drawn as conv, BN and ReLU."""
     try:
         return "." in path and isinstance(model.get_submodule(path), ConvBnRelu)
@@ -262,7 +269,7 @@ def _is_unit(model: InceptionResNetV2, path: str) -> bool:
         return False
 
 
-def _inside_name(model: InceptionResNetV2, block: str, group: str, members: list[Operation]) -> str:
+def _inside_name(model: InceptionNetwork, block: str, group: str, members: list[Operation]) -> str:
     """What a node of a block's drawing stands for, named as :mod:`explorer.inside` names its outputs."""
     op = members[0]
     if len(members) > 1:
@@ -280,7 +287,10 @@ def _inside_name(model: InceptionResNetV2, block: str, group: str, members: list
 
 def _branch_of(scope: str, block: str) -> str | None:
     rest = scope[len(block) + 1 :].split(".") if scope != block else []
-    return f"{block}.{rest[0]}" if rest and rest[0].startswith("branch") else None
+    if rest and rest[0] in ("maxpool", "conv"):  # the stem's Mixed_3a / 5a name their two branches so
+        return f"{block}.{rest[0]}"
+    # Inception-C's units sit on the block (branch1_0, branch1_1a, ...): one branch per number.
+    return f"{block}.{rest[0].split('_')[0]}" if rest and rest[0].startswith("branch") else None
 
 
 def _conv_text(conv: nn.Conv2d) -> str:
@@ -297,7 +307,7 @@ _PLAIN = {"fillcolor": "#eeeeee", "color": "#888888"}
 _OPERATOR = {"shape": "circle", "fillcolor": "#ffffff"}
 
 
-def _detail_node(model: InceptionResNetV2, node_id: str, members: list[Operation], key: str) -> tuple[str, dict]:
+def _detail_node(model: InceptionNetwork, node_id: str, members: list[Operation], key: str) -> tuple[str, dict]:
     """Label and style of one node of a block's inside."""
     op = members[0]
     if len(members) > 1:  # a conv-BN-ReLU unit

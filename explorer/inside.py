@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from explorer.model import ConcatBranches, ConvBnRelu, InceptionResNetBlock, InceptionResNetV2
+from explorer.model import ConcatBranches, ConvBnRelu, InceptionC, InceptionNetwork, InceptionResNetBlock
 from explorer.reductions import reduce_block
 
 #: What each kind of inside output is, in words for people.
@@ -56,11 +56,11 @@ def inside_tensors(block: nn.Module, x: Tensor, name: str) -> list[InsideTensor]
         return _unit_parts(block, x, name, "")
     if not isinstance(block, ConcatBranches):  # a pooling layer of the stem: nothing inside
         return [InsideTensor(f"{name}.output", "output", None, "", block(x))]
+    if isinstance(block, InceptionC):
+        return _inception_c_parts(block, x, name)
     parts: list[InsideTensor] = []
     ends = []
-    for branch_name, branch in block.named_children():
-        if not branch_name.startswith("branch"):
-            continue
+    for branch_name, branch in zip(block.branch_names(), block.branches(), strict=True):
         units = list(branch.named_children()) if isinstance(branch, nn.Sequential) else [("", branch)]
         h, source = x, ""
         for index, unit in units:
@@ -86,6 +86,26 @@ def inside_tensors(block: nn.Module, x: Tensor, name: str) -> list[InsideTensor]
     return parts
 
 
+def _inception_c_parts(block: InceptionC, x: Tensor, name: str) -> list[InsideTensor]:
+    """Inception-C's units follow its wiring: two branches split into a pair that reads the same unit."""
+    parts: list[InsideTensor] = []
+    outputs = {"": x}
+    for child, source in block.WIRING:
+        module = getattr(block, child)
+        units = list(module.named_children()) if isinstance(module, nn.Sequential) else [("", module)]
+        h, reads = outputs[source], f"{name}.{source}" if source else ""
+        for index, unit in units:
+            path = f"{name}.{child}" + (f".{index}" if index else "")
+            h = unit(h)
+            parts.append(InsideTensor(path, "unit" if isinstance(unit, ConvBnRelu) else "pool", child, reads, h))
+            reads = path
+        outputs[child] = h
+    ends = [next(p.name for p in reversed(parts) if p.branch == child) for child in block.CONCAT]
+    concat = torch.cat([outputs[c] for c in block.CONCAT], 1)
+    parts.append(InsideTensor(f"{name}.concat", "concat", None, ",".join(ends), concat))
+    return parts
+
+
 def _unit_parts(unit: ConvBnRelu, x: Tensor, name: str, source: str) -> list[InsideTensor]:
     conv = unit.conv(x)
     bn = unit.bn(conv)
@@ -96,7 +116,7 @@ def _unit_parts(unit: ConvBnRelu, x: Tensor, name: str, source: str) -> list[Ins
     ]
 
 
-def unit_tensors(model: InceptionResNetV2, block: str, block_input: Tensor, unit: str) -> list[InsideTensor]:
+def unit_tensors(model: InceptionNetwork, block: str, block_input: Tensor, unit: str) -> list[InsideTensor]:
     """A unit inside ``block`` (``repeat_1.0.branch1.1``): its convolution, batch norm and ReLU."""
     parts = inside_tensors(model.get_submodule(block), block_input, block)
     found = next((p for p in parts if p.name == unit and p.kind == "unit"), None)
@@ -106,7 +126,7 @@ def unit_tensors(model: InceptionResNetV2, block: str, block_input: Tensor, unit
     return _unit_parts(model.get_submodule(unit), source, unit, found.input)
 
 
-def block_inputs(model: InceptionResNetV2, x: Tensor) -> dict[str, Tensor]:
+def block_inputs(model: InceptionNetwork, x: Tensor) -> dict[str, Tensor]:
     """Each block's input for the image batch ``x``, by block name in forward order."""
     inputs: dict[str, Tensor] = {}
     for name, block in model.blocks():

@@ -1,26 +1,21 @@
-"""Inception-ResNet-v2 and its relatives, written to read like the paper.
+"""Inception-ResNet-v2, Inception-v4 and their relatives, written to read like the paper.
 
 Szegedy, Ioffe, Vanhoucke, Alemi, "Inception-v4, Inception-ResNet and the Impact of Residual
 Connections on Learning" (AAAI 2017, arXiv 1602.07261).
 
 The building blocks are a conv-BN-ReLU unit and one class per block type, each taking its widths
-as arguments. A variant is a table (:class:`InceptionResNetConfig`) of widths, repeats and
-residual scales; :func:`build_model` turns a table into a network. Three tables ship:
+as arguments. A variant is a table of widths, repeats and residual scales (:mod:`explorer.variants`,
+the data); :func:`build_model` turns a table into a network (this module, the code):
+:class:`InceptionResNetV2` for the residual networks, :class:`InceptionV4` for the paper's baseline
+without residual connections. Module names and shapes equal timm's (``inception_resnet_v2``,
+``inception_v4``), so timm's ImageNet weights load with ``strict=True``.
 
-``released``
-    The network of the TF-slim checkpoint, Keras ``InceptionResNetV2`` and timm
-    ``inception_resnet_v2``. Module names and parameter shapes equal timm's, so timm's ImageNet
-    weights load with ``strict=True``.
-``paper-v2`` / ``paper-v1``
-    Inception-ResNet-v2 and -v1 as the paper draws them (Figures 3-19): the paper's stems, 5 x A,
-    10 x B, 5 x C, no final 1x1 conv. Where the paper's IR-v2 widths do not add up, the built
-    network takes the consistent reading recorded in :data:`PAPER_CONTRADICTIONS`.
-
-Why the stem has no class of its own: in every released implementation (TF-slim, Keras, timm) the
-stem's layers sit directly on the network (``conv2d_1a`` ... ``maxpool_5a``), and the state_dict
-keys must match timm's. So a stem here is a sequence of named top-level units; the paper-v2 stem's
-three branching steps are classes (:class:`Mixed3a`, :class:`Mixed4a`, :class:`Mixed5a`, named as
-in the Inception-v4 code lineage).
+Why the Inception-ResNet stem has no class of its own: in every released implementation (TF-slim,
+Keras, timm) the stem's layers sit directly on the network (``conv2d_1a`` ... ``maxpool_5a``), and the
+state_dict keys must match timm's. So a stem here is a sequence of named top-level units; the
+paper-v2 stem's three branching steps are classes (:class:`Mixed3a`, :class:`Mixed4a`,
+:class:`Mixed5a`, named as in the Inception-v4 code lineage). Inception-v4 keeps timm's layout: every
+unit and block in one ``features`` sequence, the classifier as ``last_linear``.
 
 Padding follows the paper's notation: ``"valid"`` (the paper's "V", the grid shrinks) or
 ``"same"`` (everything else).
@@ -31,12 +26,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
+
+from explorer.variants import (  # noqa: F401 (re-exported: the tables used to live here)
+    INCEPTION_V4,
+    PAPER_SCALES,
+    PAPER_V1,
+    PAPER_V2,
+    RELEASED,
+    VARIANT_DESCRIPTIONS,
+    VARIANTS,
+    BlockCounts,
+    InceptionResNetConfig,
+    InceptionV4Config,
+    NetworkConfig,
+    PaperContradiction,
+    ResidualScales,
+    StemName,
+    paper_contradictions,
+)
 
 Padding = Literal["same", "valid"]
 KernelSize = int | tuple[int, int]
@@ -93,41 +106,62 @@ class ConcatBranches(nn.Module):
     """Runs ``branch0``, ``branch1``, ... on one input and concatenates them on channels."""
 
     def branches(self) -> list[nn.Module]:
+        """The branches in concatenation order (a subclass with other names says which)."""
         return [module for name, module in self.named_children() if name.startswith("branch")]
+
+    def branch_names(self) -> list[str]:
+        by_module = {id(module): name for name, module in self.named_children()}
+        return [by_module[id(module)] for module in self.branches()]
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([branch(x) for branch in self.branches()], 1)
 
 
 class Mixed3a(ConcatBranches):
-    """Paper-v2 stem, Figure 3: [3x3 max pool s2 V | 3x3 conv s2 V]."""
+    """Inception-v4 / paper-v2 stem, Figure 3: [3x3 max pool s2 V | 3x3 conv s2 V] (timm's names)."""
 
     def __init__(self, in_channels: int, conv: int) -> None:
         super().__init__()
-        self.branch0 = max_pool()
-        self.branch1 = ConvBnRelu(in_channels, conv, 3, stride=2, padding="valid")
+        self.maxpool = max_pool()
+        self.conv = ConvBnRelu(in_channels, conv, 3, stride=2, padding="valid")
         self.out_channels = in_channels + conv
+
+    def branches(self) -> list[nn.Module]:
+        return [self.maxpool, self.conv]
 
 
 class Mixed4a(ConcatBranches):
-    """Paper-v2 stem, Figure 3: [1x1 -> 3x3 V | 1x1 -> 7x1 -> 1x7 -> 3x3 V]."""
+    """Inception-v4 / paper-v2 stem, Figure 3: [1x1 -> 3x3 V | 1x1 -> 7x1 -> 1x7 -> 3x3 V].
 
-    def __init__(self, in_channels: int, branch0: tuple[int, int], branch1: tuple[int, int, int, int]) -> None:
+    ``sevens`` orders the factorised pair: the figure draws 7x1 then 1x7; the released code (TF-slim,
+    timm) runs 1x7 then 7x1, and its weights need that order.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        branch0: tuple[int, int],
+        branch1: tuple[int, int, int, int],
+        sevens: tuple[KernelSize, KernelSize] = ((7, 1), (1, 7)),
+    ) -> None:
         super().__init__()
         self.branch0 = chain(in_channels, (branch0[0], 1), (branch0[1], 3, 1, "valid"))
         a, b, c, d = branch1
-        self.branch1 = chain(in_channels, (a, 1), (b, (7, 1)), (c, (1, 7)), (d, 3, 1, "valid"))
+        self.branch1 = chain(in_channels, (a, 1), (b, sevens[0]), (c, sevens[1]), (d, 3, 1, "valid"))
         self.out_channels = branch0[-1] + d
 
 
 class Mixed5a(ConcatBranches):
-    """Paper-v2 stem, Figure 3: [3x3 conv s2 V | max pool s2 V]."""
+    """Inception-v4 / paper-v2 stem, Figure 3: [3x3 conv s2 V | max pool s2 V] (timm's names)."""
 
     def __init__(self, in_channels: int, conv: int) -> None:
         super().__init__()
-        self.branch0 = ConvBnRelu(in_channels, conv, 3, stride=2, padding="valid")
-        self.branch1 = max_pool()
+        self.conv = ConvBnRelu(in_channels, conv, 3, stride=2, padding="valid")
+        self.maxpool = max_pool()
         self.out_channels = conv + in_channels
+
+    def branches(self) -> list[nn.Module]:
+        return [self.conv, self.maxpool]
 
 
 class Mixed5b(ConcatBranches):
@@ -148,11 +182,7 @@ class Mixed5b(ConcatBranches):
         self.branch0 = ConvBnRelu(in_channels, branch0, 1)
         self.branch1 = chain(in_channels, (branch1[0], 1), (branch1[1], 5))
         self.branch2 = chain(in_channels, (branch2[0], 1), (branch2[1], 3), (branch2[2], 3))
-        # TF's "SAME" average pool divides by the cells inside the image, hence no padded zeros.
-        self.branch3 = nn.Sequential(
-            nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
-            ConvBnRelu(in_channels, pool_proj, 1),
-        )
+        self.branch3 = avg_pool_projection(in_channels, pool_proj)
         self.out_channels = branch0 + branch1[-1] + branch2[-1] + pool_proj
 
 
@@ -295,6 +325,123 @@ class ReductionB(ConcatBranches):
         self.out_channels = branch0[-1] + branch1[-1] + branch2[-1] + in_channels
 
 
+# Inception-v4's own blocks (Figures 4-8): concatenation, no residual connection.
+
+
+class InceptionA(ConcatBranches):
+    """Inception-A (35x35 grid), Figure 4: [1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 | avg pool -> 1x1]."""
+
+    def __init__(
+        self, in_channels: int, branch0: int, branch1: tuple[int, int], branch2: tuple[int, int, int], pool_proj: int
+    ) -> None:
+        super().__init__()
+        self.branch0 = ConvBnRelu(in_channels, branch0, 1)
+        self.branch1 = chain(in_channels, (branch1[0], 1), (branch1[1], 3))
+        self.branch2 = chain(in_channels, (branch2[0], 1), (branch2[1], 3), (branch2[2], 3))
+        self.branch3 = avg_pool_projection(in_channels, pool_proj)
+        self.out_channels = branch0 + branch1[-1] + branch2[-1] + pool_proj
+
+
+class InceptionB(ConcatBranches):
+    """Inception-B (17x17 grid), Figure 5.
+
+    [1x1 | 1x1 -> 1x7 -> 7x1 | 1x1 -> 7x1 -> 1x7 -> 7x1 -> 1x7 | avg pool -> 1x1]
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        branch0: int,
+        branch1: tuple[int, int, int],
+        branch2: tuple[int, int, int, int, int],
+        pool_proj: int,
+    ) -> None:
+        super().__init__()
+        self.branch0 = ConvBnRelu(in_channels, branch0, 1)
+        a, b, c = branch1
+        self.branch1 = chain(in_channels, (a, 1), (b, (1, 7)), (c, (7, 1)))
+        a, b, c, d, e = branch2
+        self.branch2 = chain(in_channels, (a, 1), (b, (7, 1)), (c, (1, 7)), (d, (7, 1)), (e, (1, 7)))
+        self.branch3 = avg_pool_projection(in_channels, pool_proj)
+        self.out_channels = branch0 + branch1[-1] + branch2[-1] + pool_proj
+
+
+class InceptionC(ConcatBranches):
+    """Inception-C (8x8 grid), Figure 6: [1x1 | 1x1 -> (1x3, 3x1) | 1x1 -> 3x1 -> 1x3 -> (1x3, 3x1) | avg pool -> 1x1].
+
+    Two branches end in a split pair: a 1x3 and a 3x1 side by side on the same input, concatenated.
+    The units sit directly on the block (``branch1_0``, ``branch1_1a``, ...) as in timm.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        branch0: int,
+        branch1: tuple[int, int],
+        branch2: tuple[int, int, int, int],
+        pool_proj: int,
+    ) -> None:
+        super().__init__()
+        self.branch0 = ConvBnRelu(in_channels, branch0, 1)
+        self.branch1_0 = ConvBnRelu(in_channels, branch1[0], 1)
+        self.branch1_1a = ConvBnRelu(branch1[0], branch1[1], (1, 3))
+        self.branch1_1b = ConvBnRelu(branch1[0], branch1[1], (3, 1))
+        a, b, c, d = branch2
+        self.branch2_0 = ConvBnRelu(in_channels, a, 1)
+        self.branch2_1 = ConvBnRelu(a, b, (3, 1))
+        self.branch2_2 = ConvBnRelu(b, c, (1, 3))
+        self.branch2_3a = ConvBnRelu(c, d, (1, 3))
+        self.branch2_3b = ConvBnRelu(c, d, (3, 1))
+        self.branch3 = avg_pool_projection(in_channels, pool_proj)
+        self.out_channels = branch0 + 2 * branch1[-1] + 2 * d + pool_proj
+
+    #: Each unit and the unit it reads ("" for the block's input), in forward order; then the concatenation.
+    WIRING = (
+        ("branch0", ""),
+        ("branch1_0", ""),
+        ("branch1_1a", "branch1_0"),
+        ("branch1_1b", "branch1_0"),
+        ("branch2_0", ""),
+        ("branch2_1", "branch2_0"),
+        ("branch2_2", "branch2_1"),
+        ("branch2_3a", "branch2_2"),
+        ("branch2_3b", "branch2_2"),
+        ("branch3", ""),
+    )
+    CONCAT = ("branch0", "branch1_1a", "branch1_1b", "branch2_3a", "branch2_3b", "branch3")
+
+    def forward(self, x: Tensor) -> Tensor:
+        outputs: dict[str, Tensor] = {"": x}
+        for name, source in self.WIRING:
+            outputs[name] = getattr(self, name)(outputs[source])
+        return torch.cat([outputs[name] for name in self.CONCAT], 1)
+
+
+class InceptionV4ReductionB(ConcatBranches):
+    """Inception-v4's Reduction-B (17x17 -> 8x8), Figure 8.
+
+    [1x1 -> 3x3 s2 V | 1x1 -> 1x7 -> 7x1 -> 3x3 s2 V | max pool]
+    """
+
+    def __init__(self, in_channels: int, branch0: tuple[int, int], branch1: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.branch0 = chain(in_channels, (branch0[0], 1), (branch0[1], 3, 2, "valid"))
+        a, b, c, d = branch1
+        self.branch1 = chain(in_channels, (a, 1), (b, (1, 7)), (c, (7, 1)), (d, 3, 2, "valid"))
+        self.branch2 = max_pool()
+        self.out_channels = branch0[-1] + d + in_channels
+
+
+def avg_pool_projection(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 average pool (stride 1) then a 1x1 unit: the pooling branch of the Inception blocks.
+
+    TF's "SAME" average pool divides by the cells inside the image, hence no padded zeros.
+    """
+    return nn.Sequential(
+        nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), ConvBnRelu(in_channels, out_channels, 1)
+    )
+
+
 class RepeatedBlocks(nn.Sequential):
     """A run of identical residual blocks (``repeat``, ``repeat_1``, ``repeat_2``)."""
 
@@ -302,8 +449,6 @@ class RepeatedBlocks(nn.Sequential):
 # --------------------------------------------------------------------------------------------
 # Stems: sequences of named top-level units (see the module docstring for why)
 # --------------------------------------------------------------------------------------------
-
-StemName = Literal["released", "inception-v4", "inception-resnet-v1"]
 
 
 def build_stem(kind: StemName, in_channels: int) -> tuple[list[tuple[str, nn.Module]], int]:
@@ -329,231 +474,14 @@ def build_stem(kind: StemName, in_channels: int) -> tuple[list[tuple[str, nn.Mod
             ("conv2d_4b", ConvBnRelu(192, 256, 3, stride=2, padding="valid")),
         ]
         return layers, 256
-    if kind == "inception-v4":  # Figure 3, shared by Inception-v4 and Inception-ResNet-v2
+    if kind in ("inception-v4", "inception-v4-released"):  # Figure 3, shared by Inception-v4 and -ResNet-v2
+        sevens: tuple[KernelSize, KernelSize] = ((1, 7), (7, 1)) if kind.endswith("released") else ((7, 1), (1, 7))
         mixed_3a = Mixed3a(64, 96)
-        mixed_4a = Mixed4a(mixed_3a.out_channels, (64, 96), (64, 64, 64, 96))
+        mixed_4a = Mixed4a(mixed_3a.out_channels, (64, 96), (64, 64, 64, 96), sevens)
         mixed_5a = Mixed5a(mixed_4a.out_channels, 192)
         layers += [("mixed_3a", mixed_3a), ("mixed_4a", mixed_4a), ("mixed_5a", mixed_5a)]
         return layers, mixed_5a.out_channels
-    raise ValueError(f"unknown stem {kind!r}; expected one of: released, inception-v4, inception-resnet-v1")
-
-
-# --------------------------------------------------------------------------------------------
-# Variant tables
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mixed5bWidths:
-    branch0: int
-    branch1: tuple[int, int]
-    branch2: tuple[int, int, int]
-    pool_proj: int
-
-
-@dataclass(frozen=True)
-class BlockAWidths:
-    branch0: int
-    branch1: tuple[int, int]
-    branch2: tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class TwoBranchWidths:
-    """Inception-ResNet-B and -C: a 1x1 branch and a 1x1 -> factorised-conv branch."""
-
-    branch0: int
-    branch1: tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class ReductionAWidths:
-    """The paper's (k, l, m, n) table for Reduction-A."""
-
-    k: int
-    l: int  # noqa: E741 (the paper's name)
-    m: int
-    n: int
-
-
-@dataclass(frozen=True)
-class ReductionBWidths:
-    branch0: tuple[int, int]
-    branch1: tuple[int, int]
-    branch2: tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class BlockCounts:
-    """How many of each residual block type: A (35x35), B (17x17), C (8x8)."""
-
-    a: int
-    b: int
-    c: int
-
-    def as_tuple(self) -> tuple[int, int, int]:
-        return (self.a, self.b, self.c)
-
-
-@dataclass(frozen=True)
-class ResidualScales:
-    """The factor each block type multiplies its residual branch by before the addition."""
-
-    a: float
-    b: float
-    c: float
-
-
-@dataclass(frozen=True)
-class InceptionResNetConfig:
-    """One variant: its widths, how often each block repeats and how its residuals are scaled.
-
-    ``repeats.c`` counts every C block. The last one has its own ReLU switch and scale
-    (``last_block_relu``, ``last_block_scale``); when it differs from the others it is held
-    apart as ``block8``, as TF-slim does, otherwise all C blocks sit in ``repeat_2``.
-    """
-
-    variant: str
-    stem: StemName
-    mixed_5b: Mixed5bWidths | None
-    block_a: BlockAWidths
-    reduction_a: ReductionAWidths
-    block_b: TwoBranchWidths
-    reduction_b: ReductionBWidths
-    block_c: TwoBranchWidths
-    repeats: BlockCounts
-    scales: ResidualScales
-    last_block_relu: bool
-    last_block_scale: float
-    final_conv: int | None
-    num_classes: int = 1000
-    drop_rate: float = 0.2  # the paper's dropout "keep 0.8"; inactive in eval mode
-    shortcuts: bool = True  # False removes every residual connection (the teaching experiment)
-    in_channels: int = 3
-    input_size: int = 299
-
-    @property
-    def splits_last_block(self) -> bool:
-        return not self.last_block_relu or self.last_block_scale != self.scales.c
-
-
-RELEASED = InceptionResNetConfig(
-    variant="released",
-    stem="released",
-    mixed_5b=Mixed5bWidths(branch0=96, branch1=(48, 64), branch2=(64, 96, 96), pool_proj=64),
-    block_a=BlockAWidths(branch0=32, branch1=(32, 32), branch2=(32, 48, 64)),
-    reduction_a=ReductionAWidths(k=256, l=256, m=384, n=384),
-    block_b=TwoBranchWidths(branch0=192, branch1=(128, 160, 192)),
-    reduction_b=ReductionBWidths(branch0=(256, 384), branch1=(256, 288), branch2=(256, 288, 320)),
-    block_c=TwoBranchWidths(branch0=192, branch1=(192, 224, 256)),
-    repeats=BlockCounts(a=10, b=20, c=10),
-    scales=ResidualScales(a=0.17, b=0.10, c=0.20),
-    last_block_relu=False,
-    last_block_scale=1.0,
-    final_conv=1536,
-)
-
-#: The paper gives no per-block factors, only "between 0.1 and 0.3" (Section 3.3); the authors'
-#: released code uses these, which lie in that range.
-PAPER_SCALES = ResidualScales(a=0.17, b=0.10, c=0.20)
-
-PAPER_V2 = InceptionResNetConfig(
-    variant="paper-v2",
-    stem="inception-v4",
-    mixed_5b=None,
-    block_a=BlockAWidths(branch0=32, branch1=(32, 32), branch2=(32, 48, 64)),  # Figure 16
-    reduction_a=ReductionAWidths(k=256, l=256, m=384, n=384),  # Table 1
-    block_b=TwoBranchWidths(branch0=192, branch1=(128, 160, 192)),  # Figure 17
-    reduction_b=ReductionBWidths(branch0=(256, 384), branch1=(256, 288), branch2=(256, 288, 320)),  # Figure 18
-    block_c=TwoBranchWidths(branch0=192, branch1=(192, 224, 256)),  # Figure 19
-    repeats=BlockCounts(a=5, b=10, c=5),  # Figure 15
-    scales=PAPER_SCALES,
-    last_block_relu=True,
-    last_block_scale=PAPER_SCALES.c,
-    final_conv=None,
-)
-
-PAPER_V1 = InceptionResNetConfig(
-    variant="paper-v1",
-    stem="inception-resnet-v1",
-    mixed_5b=None,
-    block_a=BlockAWidths(branch0=32, branch1=(32, 32), branch2=(32, 32, 32)),  # Figure 10
-    reduction_a=ReductionAWidths(k=192, l=192, m=256, n=384),  # Table 1
-    block_b=TwoBranchWidths(branch0=128, branch1=(128, 128, 128)),  # Figure 11
-    reduction_b=ReductionBWidths(branch0=(256, 384), branch1=(256, 256), branch2=(256, 256, 256)),  # Figure 12
-    block_c=TwoBranchWidths(branch0=192, branch1=(192, 192, 192)),  # Figure 13
-    repeats=BlockCounts(a=5, b=10, c=5),
-    scales=PAPER_SCALES,
-    last_block_relu=True,
-    last_block_scale=PAPER_SCALES.c,
-    final_conv=None,
-)
-
-VARIANTS: Mapping[str, InceptionResNetConfig] = {c.variant: c for c in (RELEASED, PAPER_V2, PAPER_V1)}
-
-VARIANT_DESCRIPTIONS: Mapping[str, str] = {
-    "released": "The ImageNet network of the TF-slim checkpoint, Keras and timm: stem + Mixed_5b, "
-    "10 x A, 20 x B, 10 x C, 1x1 conv to 1536. Real weights load into it.",
-    "paper-v2": "Inception-ResNet-v2 as the paper draws it: Inception-v4 stem, 5 x A, 10 x B, 5 x C "
-    "(widths made consistent where the paper's do not add up).",
-    "paper-v1": "Inception-ResNet-v1 as the paper draws it: its own cheaper stem and narrower blocks, "
-    "5 x A, 10 x B, 5 x C.",
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Where the paper contradicts itself
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PaperContradiction:
-    """One place where the paper's numbers do not add up, and what was built instead."""
-
-    variant: str
-    where: str
-    paper_says: int
-    built: int
-    why: str
-
-
-def paper_contradictions() -> list[PaperContradiction]:
-    """The paper-v2 width contradictions, with the widths taken from the built network."""
-    model = InceptionResNetV2(PAPER_V2, device="meta")
-    a_width = model.repeat[0].out_channels
-    b_width = model.repeat_1[0].out_channels
-    c_width = model.repeat_2[0].out_channels
-    red_a = PAPER_V2.reduction_a
-    red_b = PAPER_V2.reduction_b
-    red_b_added = red_b.branch0[-1] + red_b.branch1[-1] + red_b.branch2[-1]
-    return [
-        PaperContradiction(
-            "paper-v2",
-            "Inception-ResNet-B, linear 1x1 (Figure 17)",
-            paper_says=1154,
-            built=b_width,
-            why=f"Reduction-A (Table 1: n={red_a.n}, m={red_a.m}) on the {a_width}-channel A blocks gives "
-            f"{a_width} + {red_a.n} + {red_a.m} = {b_width} channels, and the residual addition needs the "
-            f"linear 1x1 to give back exactly its input's width.",
-        ),
-        PaperContradiction(
-            "paper-v2",
-            "Reduction-B, output (Figure 18)",
-            paper_says=1154 + red_b_added,
-            built=c_width,
-            why=f"Reduction-B adds {red_b.branch0[-1]} + {red_b.branch1[-1]} + {red_b.branch2[-1]} = "
-            f"{red_b_added} channels to its input: {b_width} + {red_b_added} = {c_width} with the width "
-            f"built above (the paper's 1154 would give {1154 + red_b_added}).",
-        ),
-        PaperContradiction(
-            "paper-v2",
-            "Inception-ResNet-C, linear 1x1 (Figure 19)",
-            paper_says=2048,
-            built=c_width,
-            why=f"The C blocks' input is Reduction-B's {c_width} channels, and the residual addition needs "
-            f"the linear 1x1 to match it; 2048 matches neither reading.",
-        ),
-    ]
+    raise ValueError(f"unknown stem {kind!r}; expected one of: {', '.join(StemName.__args__)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,18 +498,115 @@ class Component:
     modules: tuple[str, ...]
 
 
-class InceptionResNetV2(nn.Module):
-    """An Inception-ResNet built from a variant table.
+class InceptionNetwork(nn.Module):
+    """What every network here shares: components, blocks in forward order, explicit forward methods.
 
     ``forward`` gives logits; :meth:`forward_intermediates` gives every block's output as well.
     Neither keeps state on the module, so one model in eval mode may serve several threads.
     """
 
-    def __init__(self, config: InceptionResNetConfig, device: torch.device | str | None = None) -> None:
+    config: NetworkConfig
+    components: tuple[Component, ...]
+    num_features: int
+    global_pool: nn.Module
+    head_drop: nn.Module
+
+    def __init__(self, config: NetworkConfig, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.config = config
         with torch.device(device) if device is not None else contextlib.nullcontext():
             self._build(config)
+        if self.classifier.weight.device.type != "meta":  # a meta model has no values to set (and
+            self._init_weights()  # drawing "random" meta values would import torch's compiler)
+
+    def _build(self, config: NetworkConfig) -> None:
+        raise NotImplementedError
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The last fully connected layer (``classif`` in timm's Inception-ResNet-v2, ``last_linear`` in its v4)."""
+        raise NotImplementedError
+
+    def _head(self, width: int) -> tuple[str, ...]:
+        """Global average pooling, dropout and the classifier; the head's module names."""
+        self.num_features = width
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.head_drop = nn.Dropout(self.config.drop_rate)
+        name = "last_linear" if isinstance(self.config, InceptionV4Config) else "classif"
+        self.add_module(name, nn.Linear(width, self.config.num_classes))
+        return ("global_pool", "head_drop", name)
+
+    def component_of(self, path: str) -> Component | None:
+        """The component a module path (``repeat.3.branch1``, ``features.7``) belongs to."""
+        for comp in self.components:
+            if any(path == name or path.startswith(name + ".") for name in comp.modules):
+                return comp
+        return None
+
+    def blocks(self) -> Iterator[tuple[str, nn.Module]]:
+        """Every block in forward order, named as in the state_dict (``repeat.0``, ``features.6``)."""
+        raise NotImplementedError
+
+    def block_names(self) -> list[str]:
+        return [name for name, _ in self.blocks()]
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        """He-normal convolutions, zero biases, a small classifier.
+
+        PyTorch's default initialisation shrinks the signal layer by layer, so that a random
+        network's deep maps are flat; with He scaling they keep their structure, and random-weights
+        activations are worth looking at.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        for _, block in self.blocks():
+            x = block(x)
+        return x
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.classifier(self.head_drop(self.global_pool(features)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: Tensor) -> tuple[Tensor, OrderedDict[str, Tensor]]:
+        """Logits and every block's output, in forward order, keyed by state_dict module name.
+
+        The outputs are the very tensors the next block consumes (nothing is copied); no hooks
+        are involved, so concurrent calls on one shared eval-mode model do not interfere.
+        """
+        logits, intermediates, _ = self.forward_intermediates_and_residuals(x, residuals=False)
+        return logits, intermediates
+
+    def forward_intermediates_and_residuals(
+        self, x: Tensor, residuals: bool = True
+    ) -> tuple[Tensor, OrderedDict[str, Tensor], OrderedDict[str, Tensor]]:
+        """As :meth:`forward_intermediates`, plus each residual block's scaled residual branch
+        (what is added to the shortcut), keyed by block name; empty when ``residuals`` is False."""
+        intermediates: OrderedDict[str, Tensor] = OrderedDict()
+        scaled: OrderedDict[str, Tensor] = OrderedDict()
+        for name, block in self.blocks():
+            if residuals and isinstance(block, InceptionResNetBlock):
+                x, scaled[name] = block.forward_parts(x)
+            else:
+                x = block(x)
+            intermediates[name] = x
+        return self.forward_head(x), intermediates, scaled
+
+
+class InceptionResNetV2(InceptionNetwork):
+    """An Inception-ResNet built from a variant table (released, paper-v2, paper-v1)."""
+
+    config: InceptionResNetConfig
 
     def _build(self, c: InceptionResNetConfig) -> None:
         components: list[Component] = []
@@ -636,38 +661,23 @@ class InceptionResNetV2(nn.Module):
             width = c.final_conv
             components.append(Component("final_conv", "Final 1x1 conv", ("conv2d_7b",)))
 
-        self.num_features = width
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        self.head_drop = nn.Dropout(c.drop_rate)
-        self.classif = nn.Linear(width, c.num_classes)
-        components.append(Component("head", "Head (pool, dropout, FC)", ("global_pool", "head_drop", "classif")))
+        components.append(Component("head", "Head (pool, dropout, FC)", self._head(width)))
 
         self.components: tuple[Component, ...] = tuple(components)
         self.feature_stages: tuple[str, ...] = tuple(
             name for comp in components if comp.key != "head" for name in comp.modules
         )
-        if self.classif.weight.device.type != "meta":  # a meta model has no values to set (and
-            self._init_weights()  # drawing "random" meta values would import torch's compiler)
 
-    @torch.no_grad()
-    def _init_weights(self) -> None:
-        """He-normal convolutions, zero biases, a small classifier.
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.classif
 
-        PyTorch's default initialisation shrinks the signal layer by layer, so that a random
-        network's deep maps are flat; with He scaling they keep their structure, and random-weights
-        activations are worth looking at.
-        """
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+    def forward_features(self, x: Tensor) -> Tensor:
+        for stage in self.feature_stages:  # each run of blocks called as one module, as timm does
+            x = getattr(self, stage)(x)
+        return x
 
     def blocks(self) -> Iterator[tuple[str, nn.Module]]:
-        """Every block in forward order, named as in the state_dict (``repeat.0``, not ``repeat_0``)."""
         for stage in self.feature_stages:
             module = getattr(self, stage)
             if isinstance(module, RepeatedBlocks):
@@ -676,43 +686,56 @@ class InceptionResNetV2(nn.Module):
             else:
                 yield stage, module
 
-    def block_names(self) -> list[str]:
-        return [name for name, _ in self.blocks()]
+
+class InceptionV4(InceptionNetwork):
+    """Inception-v4 (Figure 9): the stem, 4 x Inception-A, Reduction-A, 7 x B, Reduction-B, 3 x C, the head.
+
+    No residual connections: the baseline the paper's Inception-ResNets are compared with. timm's layout:
+    every unit and block in one ``features`` sequence.
+    """
+
+    config: InceptionV4Config
+
+    def _build(self, c: InceptionV4Config) -> None:
+        stem, width = build_stem(c.stem, c.in_channels)
+        parts: list[tuple[str, str, list[nn.Module]]] = [("stem", "Stem", [module for _, module in stem])]
+        a, b, cc = c.block_a, c.block_b, c.block_c
+        blocks_a = [InceptionA(width, a.branch0, a.branch1, a.branch2, a.pool_proj) for _ in range(c.repeats.a)]
+        width = blocks_a[-1].out_channels
+        parts.append(("block_a", f"Inception-A x{c.repeats.a}", blocks_a))
+        r = c.reduction_a
+        reduction_a = ReductionA(width, r.k, r.l, r.m, r.n)
+        width = reduction_a.out_channels
+        parts.append(("reduction_a", "Reduction-A", [reduction_a]))
+        blocks_b = [InceptionB(width, b.branch0, b.branch1, b.branch2, b.pool_proj) for _ in range(c.repeats.b)]
+        width = blocks_b[-1].out_channels
+        parts.append(("block_b", f"Inception-B x{c.repeats.b}", blocks_b))
+        reduction_b = InceptionV4ReductionB(width, c.reduction_b.branch0, c.reduction_b.branch1)
+        width = reduction_b.out_channels
+        parts.append(("reduction_b", "Reduction-B", [reduction_b]))
+        blocks_c = [InceptionC(width, cc.branch0, cc.branch1, cc.branch2, cc.pool_proj) for _ in range(c.repeats.c)]
+        width = blocks_c[-1].out_channels
+        parts.append(("block_c", f"Inception-C x{c.repeats.c}", blocks_c))
+
+        self.features = nn.Sequential(*[module for _, _, modules in parts for module in modules])
+        components, index = [], 0
+        for key, title, modules in parts:
+            names = tuple(f"features.{i}" for i in range(index, index + len(modules)))
+            components.append(Component(key, title, names))
+            index += len(modules)
+        components.append(Component("head", "Head (pool, dropout, FC)", self._head(width)))
+        self.components = tuple(components)
+
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.last_linear
 
     def forward_features(self, x: Tensor) -> Tensor:
-        for stage in self.feature_stages:
-            x = getattr(self, stage)(x)
-        return x
+        return self.features(x)
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.classif(self.head_drop(self.global_pool(features)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: Tensor) -> tuple[Tensor, OrderedDict[str, Tensor]]:
-        """Logits and every block's output, in forward order, keyed by state_dict module name.
-
-        The outputs are the very tensors the next block consumes (nothing is copied); no hooks
-        are involved, so concurrent calls on one shared eval-mode model do not interfere.
-        """
-        logits, intermediates, _ = self.forward_intermediates_and_residuals(x, residuals=False)
-        return logits, intermediates
-
-    def forward_intermediates_and_residuals(
-        self, x: Tensor, residuals: bool = True
-    ) -> tuple[Tensor, OrderedDict[str, Tensor], OrderedDict[str, Tensor]]:
-        """As :meth:`forward_intermediates`, plus each residual block's scaled residual branch
-        (what is added to the shortcut), keyed by block name; empty when ``residuals`` is False."""
-        intermediates: OrderedDict[str, Tensor] = OrderedDict()
-        scaled: OrderedDict[str, Tensor] = OrderedDict()
-        for name, block in self.blocks():
-            if residuals and isinstance(block, InceptionResNetBlock):
-                x, scaled[name] = block.forward_parts(x)
-            else:
-                x = block(x)
-            intermediates[name] = x
-        return self.forward_head(x), intermediates, scaled
+    def blocks(self) -> Iterator[tuple[str, nn.Module]]:
+        for index, block in enumerate(self.features):
+            yield f"features.{index}", block
 
 
 # --------------------------------------------------------------------------------------------
@@ -720,22 +743,27 @@ class InceptionResNetV2(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(InceptionResNetConfig) if f.name != "variant")
+V4_FIELDS = tuple(f.name for f in dataclasses.fields(InceptionV4Config) if f.name != "variant")
 
 
-def make_config(variant: str = "released", **overrides: object) -> InceptionResNetConfig:
+def make_config(variant: str = "released", **overrides: object) -> NetworkConfig:
     """A variant's table with some entries replaced.
 
     ``repeats`` takes ``(a, b, c)`` or a :class:`BlockCounts`; ``scales`` takes one number for all
     three block types, ``(a, b, c)`` or a :class:`ResidualScales`. Where the last C block is like
     the others (the paper variants) its scale follows ``scales``; where it has a scale of its own
-    (the released network's 1.0) that stays unless ``last_block_scale`` is given.
+    (the released network's 1.0) that stays unless ``last_block_scale`` is given. Inception-v4 has
+    no residual connections: ``scales`` and ``shortcuts`` do not apply to it.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of: {', '.join(VARIANTS)}")
-    unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
-    if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; expected some of: {', '.join(CONFIG_FIELDS)}")
     base = VARIANTS[variant]
+    fields = CONFIG_FIELDS if base.residual else V4_FIELDS
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown and not base.residual and not set(unknown) - set(CONFIG_FIELDS):
+        raise ValueError(f"{variant} has no residual connections: {', '.join(unknown)} do(es) not apply to it")
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; expected some of: {', '.join(fields)}")
     changes = dict(overrides)
 
     if "repeats" in changes:
@@ -761,7 +789,7 @@ def build_model(
     seed: int | None = 0,
     device: torch.device | str | None = None,
     **overrides: object,
-) -> InceptionResNetV2:
+) -> InceptionNetwork:
     """Build a variant in eval mode, with seeded random weights (``seed=None`` leaves torch's RNG alone).
 
     >>> build_model("released", repeats=(5, 10, 5), scales=1.0)  # doctest: +SKIP
@@ -770,15 +798,16 @@ def build_model(
 
 
 def model_from_config(
-    config: InceptionResNetConfig, *, seed: int | None = 0, device: torch.device | str | None = None
-) -> InceptionResNetV2:
+    config: NetworkConfig, *, seed: int | None = 0, device: torch.device | str | None = None
+) -> InceptionNetwork:
     """Build the network a config describes, in eval mode, with seeded random weights."""
+    network = InceptionResNetV2 if config.residual else InceptionV4
     if seed is None:
-        return InceptionResNetV2(config, device=device).eval()
+        return network(config, device=device).eval()
     # A private RNG stream: building a model must not disturb anyone else's random numbers.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return InceptionResNetV2(config, device=device).eval()
+        return network(config, device=device).eval()
 
 
 def _as_dataclass(cls: type, value: object, kind: type, name: str):

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from torch import nn
 
 from explorer.graph import GraphRenderError, TracedNetwork, block_graph, component_graph, network_graph
-from explorer.model import ConvBnRelu, InceptionResNetV2
+from explorer.model import ConvBnRelu, InceptionNetwork
 
 LEVELS = ("network", "component", "block", "unit", "part")
 
@@ -32,10 +32,10 @@ class MapNode:
     drawn: str = ""  # the node whose drawing shows this one: itself, or for a part the block or unit it is in
 
 
-def resolve(model: InceptionResNetV2, name: str) -> MapNode:
+def resolve(model: InceptionNetwork, name: str) -> MapNode:
     """Where ``name`` sits in the network; :class:`ValueError` with a message for people if nowhere."""
     name = name.strip()
-    top = (("", "Inception-ResNet" if model.config.variant != "released" else "Inception-ResNet-v2"),)
+    top = (("", f"{model.config.network} ({model.config.variant})"),)
     if name in ("", "network"):
         return MapNode("", "network", top[0][1], None, "", (), "")
     components = {c.key: c for c in model.components}
@@ -52,7 +52,8 @@ def resolve(model: InceptionResNetV2, name: str) -> MapNode:
         return MapNode(name, "part", name, None, "head", (*top, ("head", head.title)), "head")
     if block is None:
         raise ValueError(f"unknown node {name!r}: no block, unit or component of the {model.config.variant} network")
-    comp = next(c for c in model.components if block.split(".")[0] in c.modules)
+    comp = model.component_of(block)
+    assert comp is not None  # every block belongs to a component
     trail = top if _single_block(model, comp.modules) == block else (*top, (comp.key, comp.title))
     block_title = f"{block} ({type(model.get_submodule(block)).__name__})"
     if name == block:
@@ -73,7 +74,7 @@ def resolve(model: InceptionResNetV2, name: str) -> MapNode:
     return MapNode(name, "part", f"{rest} ({type(module).__name__})", block, comp.key, trail, block)
 
 
-def _single_block(model: InceptionResNetV2, modules: tuple[str, ...]) -> str | None:
+def _single_block(model: InceptionNetwork, modules: tuple[str, ...]) -> str | None:
     """The block a component is, where it is one block (Mixed_5b, the reductions, Conv2d_7b)."""
     blocks = model.block_names()
     return modules[0] if len(modules) == 1 and modules[0] in blocks else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from explorer.model import InceptionResNetBlock, InceptionResNetV2
+from explorer.model import InceptionNetwork, InceptionResNetBlock
 from explorer.reductions import reduce_block
 
 # One block's packed numbers, per image: mean map, max map, top channel indices, their maps, stats.
@@ -48,7 +48,7 @@ class BlockGroup(nn.Module):
         return outputs, residuals
 
 
-def block_groups(model: InceptionResNetV2) -> list[BlockGroup]:
+def block_groups(model: InceptionNetwork) -> list[BlockGroup]:
     """The model's blocks in forward order, cut into :class:`BlockGroup` s."""
     runs: list[list[tuple[str, nn.Module]]] = []
     for name, block in model.blocks():
@@ -75,7 +75,7 @@ def reduce_group(outputs: list[Tensor], group_input: Tensor, residuals: list[Ten
     return per_block.transpose(0, 1).reshape(batch, -1)
 
 
-def head_part(model: InceptionResNetV2, features: Tensor) -> Tensor:
+def head_part(model: InceptionNetwork, features: Tensor) -> Tensor:
     """The top-5 probabilities and class indices, (B, 10)."""
     top = model.forward_head(features).float().softmax(1).topk(5, dim=1)
     return torch.cat([top.values, top.indices.float()], 1)
@@ -93,15 +93,15 @@ class PipelineSteps:
     groups: list[BlockGroup]
     forwards: list[Callable[[Tensor], tuple[list[Tensor], list[Tensor]]]]
     reduce: Callable[..., Tensor] = reduce_group
-    head: Callable[[InceptionResNetV2, Tensor], Tensor] = head_part
+    head: Callable[[InceptionNetwork, Tensor], Tensor] = head_part
 
     @classmethod
-    def eager(cls, model: InceptionResNetV2) -> PipelineSteps:
+    def eager(cls, model: InceptionNetwork) -> PipelineSteps:
         groups = block_groups(model)
         return cls(groups, list(groups))
 
     @classmethod
-    def compiled(cls, model: InceptionResNetV2) -> PipelineSteps:
+    def compiled(cls, model: InceptionNetwork) -> PipelineSteps:
         groups = block_groups(model)
         return cls(
             groups,
@@ -112,7 +112,7 @@ class PipelineSteps:
 
 
 def pipeline(
-    model: InceptionResNetV2,
+    model: InceptionNetwork,
     x: Tensor,
     top_k: int,
     steps: PipelineSteps | None = None,
@@ -153,7 +153,7 @@ def pipeline(
     return out, layout
 
 
-def streamed_pipeline(model: InceptionResNetV2, x: Tensor, top_k: int = 8) -> tuple[Tensor, Layout]:
+def streamed_pipeline(model: InceptionNetwork, x: Tensor, top_k: int = 8) -> tuple[Tensor, Layout]:
     """:func:`pipeline`'s packed numbers and layout, computed block by block: each block's output is
     reduced as soon as it exists and then let go. The CPU's way: nothing to overlap, and a small working
     set (no run of twenty outputs kept for one stacked reduction) keeps the memory traffic down."""

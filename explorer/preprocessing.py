@@ -28,6 +28,13 @@ class Preprocessing:
 
 
 TF_IN1K = Preprocessing()
+#: What Inception-v4's tf_in1k weights expect: the same, with a 0.875 centre crop (timm's pretrained config).
+TF_IN1K_V4 = Preprocessing(crop_pct=0.875)
+
+
+def preprocessing_for(variant: str) -> Preprocessing:
+    """The preprocessing a network's trained weights expect (random weights do not mind)."""
+    return TF_IN1K_V4 if variant == "inception-v4" else TF_IN1K
 
 
 def crop_geometry(width: int, height: int, preprocessing: Preprocessing = TF_IN1K) -> tuple[int, int, int, int]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torchinfo
 from torchinfo.layer_info import LayerInfo
 
-from explorer.model import InceptionResNetConfig, InceptionResNetV2
+from explorer.model import NetworkConfig, model_from_config
+from explorer.variants import VARIANTS
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ def _path(layer: LayerInfo) -> str:
     return ".".join(reversed(names))
 
 
-def summarize(config: InceptionResNetConfig, batch_size: int = 1) -> ModelSummary:
+def summarize(config: NetworkConfig, batch_size: int = 1) -> ModelSummary:
     """Shapes, parameters and MACs of every module, grouped by component, from torchinfo."""
-    model = InceptionResNetV2(config, device="meta").eval()
+    model = model_from_config(config, seed=None, device="meta").eval()
     input_shape = (batch_size, config.in_channels, config.input_size, config.input_size)
     stats = torchinfo.summary(
         model,
@@ -73,19 +74,20 @@ def summarize(config: InceptionResNetConfig, batch_size: int = 1) -> ModelSummar
     # torchinfo gives a container MACs of its own reckoning; a container's MACs here are the sum
     # of its leaf modules' MACs, so components add up to the whole.
     leaves = [(_path(layer), int(layer.macs)) for layer in stats.summary_list if layer.is_leaf_layer]
-    rows_by_top: dict[str, list[LayerRow]] = {}
+    rows_by_component: dict[str, list[LayerRow]] = {}
     for layer in stats.summary_list:
-        if layer.depth == 0:
-            continue
         path = _path(layer)
+        comp = model.component_of(path) if layer.depth else None
+        if comp is None:  # the network, or a container of several components (Inception-v4's features)
+            continue
         macs = sum(m for leaf, m in leaves if leaf == path or leaf.startswith(path + "."))
         row = LayerRow(path, layer.depth, layer.class_name, tuple(layer.output_size), layer.num_params, macs)
-        rows_by_top.setdefault(path.split(".")[0], []).append(row)
+        rows_by_component.setdefault(comp.key, []).append(row)
 
     components = []
     for comp in model.components:
-        rows = [row for name in comp.modules for row in rows_by_top.get(name, [])]
-        tops = [row for row in rows if row.depth == 1]
+        rows = rows_by_component.get(comp.key, [])
+        tops = [row for row in rows if row.path in comp.modules]
         components.append(
             ComponentSummary(
                 key=comp.key,
@@ -118,7 +120,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
 def format_summary(summary: ModelSummary, depth: int = 1) -> str:
     """The summary as text, component by component, down to ``depth`` levels of modules."""
     lines = [
-        f"Inception-ResNet ({summary.variant}): input {shape_text(summary.input_shape)}, "
+        f"{VARIANTS[summary.variant].network} ({summary.variant}): input {shape_text(summary.input_shape)}, "
         f"{summary.params:,} parameters, {summary.macs / 1e9:.2f} GMACs per image",
         "",
     ]

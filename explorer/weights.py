@@ -17,15 +17,30 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from explorer.model import InceptionResNetConfig, InceptionResNetV2, model_from_config
+from explorer.model import InceptionNetwork, NetworkConfig, model_from_config
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
-#: The released network's ImageNet weights on the Hugging Face Hub (timm's ports of TF-slim's).
+#: ImageNet weights on the Hugging Face Hub (timm's ports of TF-slim's): the released Inception-ResNet-v2's,
+#: and Inception-v4's under its timm name.
 HUB_REPOS: Mapping[str, str] = {
     "tf_in1k": "timm/inception_resnet_v2.tf_in1k",
     "tf_ens_adv_in1k": "timm/inception_resnet_v2.tf_ens_adv_in1k",
+    "inception_v4.tf_in1k": "timm/inception_v4.tf_in1k",
 }
+#: The network each Hub tag's weights fit.
+HUB_VARIANTS: Mapping[str, str] = {
+    "tf_in1k": "released",
+    "tf_ens_adv_in1k": "released",
+    "inception_v4.tf_in1k": "inception-v4",
+}
+
+
+def hub_tags_for(variant: str) -> list[str]:
+    """The Hub weights that fit a variant (none for the paper's variants, which were never trained in public)."""
+    return [tag for tag, fits in HUB_VARIANTS.items() if fits == variant]
+
+
 HUB_FILENAME = "model.safetensors"
 
 
@@ -53,7 +68,7 @@ class WeightsInfo:
     notes: tuple[str, ...] = ()
 
 
-def random_weights(config: InceptionResNetConfig, seed: int = 0) -> tuple[InceptionResNetV2, WeightsInfo]:
+def random_weights(config: NetworkConfig, seed: int = 0) -> tuple[InceptionNetwork, WeightsInfo]:
     return model_from_config(config, seed=seed), WeightsInfo(f"random (seed {seed})", random=True)
 
 
@@ -110,8 +125,14 @@ def _unwrap(loaded: object, name: str) -> dict[str, Tensor]:
     return dict(loaded)
 
 
-def to_timm_names(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
-    """Rename Cadene's ``pretrainedmodels`` keys to timm's; the notes say what was renamed."""
+def to_timm_names(state_dict: Mapping[str, Tensor], residual: bool = True) -> tuple[dict[str, Tensor], list[str]]:
+    """Rename Cadene's ``pretrainedmodels`` keys to timm's; the notes say what was renamed.
+
+    Only Inception-ResNet-v2's classifier was renamed (``classif`` in timm); timm's Inception-v4 keeps
+    ``last_linear``.
+    """
+    if not residual:
+        return dict(state_dict), []
     renamed = {_timm_name(k): v for k, v in state_dict.items()}
     notes = ["Cadene naming: last_linear renamed to classif"] if renamed.keys() != state_dict.keys() else []
     return renamed, notes
@@ -121,7 +142,7 @@ def _timm_name(key: str) -> str:
     return "classif" + key.removeprefix("last_linear") if key.startswith("last_linear.") else key
 
 
-def check_state_dict(model: InceptionResNetV2, state_dict: Mapping[str, Tensor]) -> list[str]:
+def check_state_dict(model: InceptionNetwork, state_dict: Mapping[str, Tensor]) -> list[str]:
     """Every way ``state_dict`` does not fit ``model``, one line per key."""
     expected = model.state_dict()
     problems = []
@@ -141,16 +162,17 @@ def check_state_dict(model: InceptionResNetV2, state_dict: Mapping[str, Tensor])
             problems.append(f"{key}: dtype {value.dtype}, expected {want.dtype}")
         elif value.is_floating_point() and not torch.isfinite(value).all():
             problems.append(f"{key}: holds NaN or infinite values")
-    if "classif.weight" in state_dict and state_dict["classif.weight"].shape[0] == 1001:
-        problems.append("classif has 1001 classes (Cadene's 'imagenet+background' head); use the 1000-class file")
+    for head in ("classif", "last_linear"):
+        if f"{head}.weight" in state_dict and state_dict[f"{head}.weight"].shape[0] == 1001:
+            problems.append(f"{head} has 1001 classes (Cadene's 'imagenet+background' head); use the 1000-class file")
     return problems
 
 
-def load_weights_file(path: str | Path, config: InceptionResNetConfig) -> tuple[InceptionResNetV2, WeightsInfo]:
+def load_weights_file(path: str | Path, config: NetworkConfig) -> tuple[InceptionNetwork, WeightsInfo]:
     """A new model carrying the weights in ``path``, or :class:`WeightsError` listing what is wrong."""
     path = Path(path)
-    state_dict, notes = to_timm_names(read_state_dict(path))
-    model = InceptionResNetV2(config, device="meta")
+    state_dict, notes = to_timm_names(read_state_dict(path), config.residual)
+    model = model_from_config(config, seed=None, device="meta")
     problems = check_state_dict(model, state_dict)
     if problems:
         raise WeightsError(f"{path.name} does not fit the {config.variant} network", problems)
@@ -308,12 +330,15 @@ class _Silent:
 
 
 def load_hub_weights(
-    config: InceptionResNetConfig,
+    config: NetworkConfig,
     tag: str = "tf_in1k",
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
     endpoint: str | None = None,
-) -> tuple[InceptionResNetV2, WeightsInfo]:
+) -> tuple[InceptionNetwork, WeightsInfo]:
+    fits = HUB_VARIANTS.get(tag)
+    if fits is not None and fits != config.variant:
+        raise WeightsError(f"hub:{tag} holds the {fits} network's weights, not {config.variant}'s")
     path = download_hub_weights(tag, progress, cache_dir, endpoint)
     try:
         model, info = load_weights_file(path, config)
@@ -363,8 +388,8 @@ def parse_weights_key(value: str) -> str:
 
 
 def load_weights(
-    key: str, config: InceptionResNetConfig, progress: Progress | None = None
-) -> tuple[InceptionResNetV2, WeightsInfo]:
+    key: str, config: NetworkConfig, progress: Progress | None = None
+) -> tuple[InceptionNetwork, WeightsInfo]:
     """A new model with the weights a key names: ``random``, ``hub:TAG`` or ``file:NAME`` (in :func:`weights_dir`)."""
     kind, _, name = parse_weights_key(key).partition(":")
     if kind == "hub":

@@ -17,7 +17,7 @@ def set_prototype_head(model: InceptionResNetV2, images: Tensor, scale: float = 
     features = model.global_pool(model.forward_features(images)).float()
     centred = features - features.mean(0, keepdim=True)
     prototypes = centred / centred.norm(dim=1, keepdim=True)
-    model.classif.weight.zero_()
-    model.classif.bias.zero_()
-    model.classif.weight[: len(images)] = prototypes * scale
-    model.classif.bias[: len(images)] = -(prototypes * scale) @ features.mean(0)
+    model.classifier.weight.zero_()
+    model.classifier.bias.zero_()
+    model.classifier.weight[: len(images)] = prototypes * scale
+    model.classifier.bias[: len(images)] = -(prototypes * scale) @ features.mean(0)

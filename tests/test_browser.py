@@ -141,6 +141,7 @@ HEADINGS = {
     "Compare variants": "Compare the variants",
     "Residual scaling": "The residual-scaling experiment",
     "Guided tour": "A guided tour",
+    "New head": "A new head on a frozen network",
 }
 
 
@@ -193,6 +194,7 @@ def test_every_page_renders(page):
         "Compare variants",
         "Residual scaling",
         "Guided tour",
+        "New head",
     ):
         go(page, title)
         page.screenshot(path=str(ARTIFACTS / f"page-{title.lower().replace(' ', '-')}.png"), full_page=True)
@@ -285,3 +287,27 @@ def test_map_unknown_node_gets_a_message_and_the_overview(page, server):
     page.get_by_text("unknown node 'repeat_99.0'").first.wait_for()
     page.get_by_text("Here is the whole network instead").first.wait_for()
     assert "Stem" in page.locator(".js-plotly-plot").first.text_content()
+
+
+def test_new_head_from_two_classes_of_samples(page):
+    """The study card's transfer learning: two classes from the samples, train, classify a sample."""
+    go(page, "New head")
+    for index, (name, samples) in enumerate((("warm", ["cat", "coffee"]), ("sky", ["rocket", "astronaut"]))):
+        box = page.locator("[data-testid='stTextInput']").nth(index).locator("input")
+        box.fill(name)
+        box.press("Enter")
+        settle(page)
+        for sample in samples:
+            page.locator("[data-testid='stMultiSelect']").nth(index).click()
+            page.get_by_role("option", name=sample, exact=True).click()
+            settle(page)
+            page.keyboard.press("Escape")
+    page.get_by_role("button", name="Train the new head").click()
+    settle(page)
+    assert metric(page, "Trainable parameters (the new Dense layer)") == "3,074"
+    assert metric(page, "Leave-one-out accuracy").endswith("%")
+    said = page.locator("[data-testid='stMarkdown']").filter(has_text="the new head says").first
+    assert said.inner_text().replace("*", "").startswith("astronaut: the new head says sky")  # the first sample
+    choose(page, "Sample", "cat")
+    said = page.locator("[data-testid='stMarkdown']").filter(has_text="the new head says").first
+    assert said.inner_text().replace("*", "").startswith("cat: the new head says warm")

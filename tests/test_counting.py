@@ -140,6 +140,9 @@ HAND_LONGEST_PATH = {
     "released": 5 + 3 + 10 * 4 + 3 + 20 * 4 + 3 + 10 * 4 + 1 + 1,  # stem 5, Mixed_5b 3, conv2d_7b, FC
     "paper-v2": (3 + 1 + 4 + 1) + 5 * 4 + 3 + 10 * 4 + 3 + 5 * 4 + 1,  # Figure 3 stem: 9
     "paper-v1": 6 + 5 * 4 + 3 + 10 * 4 + 3 + 5 * 4 + 1,  # Figure 14 stem: 6
+    # Inception-v4 (Figures 3-9): stem 9; A's deepest branch 3, Reduction-A 3, B's 5, Reduction-B 4,
+    # C's 4 (1x1, 3x1, 1x3, then one of the split pair); no linear 1x1; the FC.
+    "inception-v4": 9 + 4 * 3 + 3 + 7 * 5 + 4 + 3 * 4 + 1,
 }
 
 

@@ -229,3 +229,20 @@ def test_cli_several_images_and_bad_input(tmp_path):
     assert "cat.jpg: random (seed 0)" in result.stdout
     bad_device = run_cli(str(SAMPLES / "cat.jpg"), "--device", "tpu")
     assert bad_device.returncode == 2 and "Traceback" not in bad_device.stderr
+
+
+def test_each_networks_preprocessing_is_timms_for_its_weights():
+    timm = pytest.importorskip("timm")
+    from explorer.preprocessing import preprocessing_for
+
+    for variant, name in (("released", "inception_resnet_v2"), ("inception-v4", "inception_v4")):
+        config = timm.data.resolve_data_config({}, model=timm.create_model(name, pretrained=False))
+        ours = preprocessing_for(variant)
+        assert (config["crop_pct"], config["interpolation"], config["mean"], config["std"]) == (
+            ours.crop_pct,
+            ours.interpolation,
+            ours.mean,
+            ours.std,
+        ), variant
+    model, info = random_weights(make_config("inception-v4"))
+    assert Engine(model, info, device="cpu").preprocessing.crop_pct == 0.875

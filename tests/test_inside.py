@@ -123,7 +123,15 @@ def test_inside_names_and_kinds_follow_forward_order(pair):
 
 
 @pytest.mark.parametrize(
-    ("variant", "block"), [("paper-v2", "mixed_3a"), ("paper-v2", "mixed_4a"), ("paper-v1", "repeat_2.4")]
+    ("variant", "block"),
+    [
+        ("paper-v2", "mixed_3a"),
+        ("paper-v2", "mixed_4a"),
+        ("paper-v1", "repeat_2.4"),
+        ("inception-v4", "features.3"),
+        ("inception-v4", "features.18"),
+        ("inception-v4", "features.20"),
+    ],
 )
 def test_paper_variants_inside_ends_with_the_blocks_output(variant, block, photos):
     model = build_model(variant).eval()
@@ -175,3 +183,32 @@ def test_cli_inside_json_and_pngs(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown block 'repeat_9.0' for --inside")
+
+
+def test_inception_c_inside_equals_timms_hooked_units(photos):
+    """Inception-C's split pairs: every unit's output inside the block against timm's own, hooked."""
+    timm = pytest.importorskip("timm")
+    peer = timm.create_model("inception_v4", pretrained=False).eval()
+    model = build_model("inception-v4", seed=5).eval()
+    peer.load_state_dict(model.state_dict(), strict=True)
+    seen: dict[str, torch.Tensor] = {}
+    block = "features.20"
+    handles = [
+        module.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.clone()))
+        for name, module in peer.named_modules()
+        if name.startswith(block + ".") and name.count(".") == 2
+    ]
+    with torch.no_grad():
+        peer(photos[:1])
+        inputs = block_inputs(model, photos[:1])
+        parts = inside_tensors(model.get_submodule(block), inputs[block], block)
+    for handle in handles:
+        handle.remove()
+    units = {p.name: p.tensor for p in parts if p.kind == "unit"}
+    assert {f"{block}.branch1_1a", f"{block}.branch2_3b", f"{block}.branch3.1"} <= set(units)
+    for name, theirs in seen.items():
+        if name in units:
+            torch.testing.assert_close(units[name], theirs, rtol=1e-4, atol=1e-4)
+    assert len([n for n in seen if n in units]) == 9  # every unit but the pool branch's (inside branch3)
+    concat = next(p for p in parts if p.kind == "concat")
+    assert concat.input.split(",")[1:3] == [f"{block}.branch1_1a", f"{block}.branch1_1b"]

@@ -65,6 +65,29 @@ def test_parameter_count_equals_timms(released, timm_model):
     assert count == sum(p.numel() for p in timm_model.parameters()) == 55_843_464
 
 
+def test_inception_v4_is_timms_inception_v4(photos):
+    """Keys, shapes and order equal timm's; its weights load strictly and give its logits; same parameters."""
+    peer = timm.create_model("inception_v4", pretrained=False).eval()
+    randomise_(peer, seed=4)
+    model = build_model("inception-v4", seed=9)
+    ours, theirs = model.state_dict(), peer.state_dict()
+    assert list(ours) == list(theirs)
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
+    model.load_state_dict(theirs, strict=True)
+    with torch.no_grad():
+        logits = model(photos)
+        assert (logits - peer(photos)).abs().max().item() <= 1e-4
+    assert logits.std() > 0.01
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in peer.parameters()) == 42_679_816
+
+
+def test_inception_v4_has_no_residual_options():
+    with pytest.raises(ValueError, match="no residual connections"):
+        make_config("inception-v4", scales=1.0)
+    assert make_config("inception-v4", repeats=(2, 3, 1)).repeats.as_tuple() == (2, 3, 1)
+    assert not any(isinstance(m, InceptionResNetBlock) for m in build_model("inception-v4", device="meta").modules())
+
+
 # ------------------------------------------------------------------- shapes and parameter counts
 
 # Output (H, W, C) at 299x299 as the paper's figures and the released network give them.
@@ -100,6 +123,16 @@ STAGE_SHAPES = {
         "mixed_7a": (8, 8, 1792),
         "repeat_2": (8, 8, 1792),
     },
+    "inception-v4": {  # timm's layout: every block in one sequence (Figure 9)
+        "features.3": (73, 73, 160),
+        "features.4": (71, 71, 192),
+        "features.5": (35, 35, 384),
+        "features.9": (35, 35, 384),
+        "features.10": (17, 17, 1024),
+        "features.17": (17, 17, 1024),
+        "features.18": (8, 8, 1536),
+        "features.21": (8, 8, 1536),
+    },
 }
 
 
@@ -112,7 +145,7 @@ def test_every_block_output_shape(variant, photos):
     expected = STAGE_SHAPES[variant]
     seen = set()
     for name, output in intermediates.items():
-        stage = name.split(".")[0]
+        stage = name if name in expected else name.split(".")[0]
         if stage in expected:
             seen.add(stage)
             h, w, c = expected[stage]

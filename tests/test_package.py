@@ -20,7 +20,7 @@ from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_po
 
 pytestmark = pytest.mark.package
 PAGES = ["Network", "Network map", "Layer counts", "Block graph", "Activations", "Compare variants", "Residual scaling",
-         "Guided tour"]  # fmt: skip
+         "Guided tour", "New head"]  # fmt: skip
 
 NOT_SHIPPED = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "test-artifacts", "weights"

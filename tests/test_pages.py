@@ -148,24 +148,49 @@ def test_weights_file_on_the_server_can_be_chosen(tmp_path, monkeypatch):
 PAGES = Path(__file__).resolve().parent.parent / "explorer" / "pages"
 
 
-def test_compare_page_highlights_differences():
+def test_compare_page_states_the_papers_comparison_and_shades_by_distance():
     page = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=300).run()
     assert not page.exception
     table = page.dataframe[0].value
-    assert list(table.columns) == ["released", "paper-v2", "paper-v1"]
-    assert table.loc["parameters", "released"] == "55,843,464"
-    assert table.loc["blocks A / B / C"].tolist() == ["10 / 20 / 10", "5 / 10 / 5", "5 / 10 / 5"]
-    assert table.loc["Mixed_5b output"].tolist() == ["35x35x320", "none", "none"]
-    assert len(page.get("graphviz_chart")) == 3
+    assert list(table.columns) == ["released", "paper-v2", "paper-v1", "inception-v4"]
+    assert table.loc["parameters", "released"] == "55.8 M"
+    assert table.loc["parameters", "inception-v4"] == "42.7 M (0.76x)"
+    assert table.loc["MACs per image", "inception-v4"] == "12.25 G (0.93x)"
+    assert table.loc["blocks A + B + C"].tolist() == [
+        "10 + 20 + 10",
+        "5 + 10 + 5 (0.50x)",
+        "5 + 10 + 5 (0.50x)",
+        "4 + 7 + 3 (0.35x)",
+    ]
+    assert table.loc["Mixed_5b output"].tolist() == ["35x35x320", "none", "none", "none"]
+    sentences = " ".join(m.value for m in page.markdown)
+    assert "**Inception-v4**: 42.7 M parameters, 12.25 GMACs" in sentences
+    assert "13.17 GMACs (1.07x)" in sentences and "about the same cost as Inception-v4" in sentences
+    assert len(page.get("graphviz_chart")) == 4
     assert page.dataframe[1].value["paper says"].tolist() == [1154, 2146, 2048]
+
+
+def test_compare_shading_marks_only_cells_far_from_the_released_network():
+    from explorer.comparison import comparison_rows
+    from explorer.counting import count_layers
+    from explorer.model import VARIANTS
+
+    rows = comparison_rows({v: count_layers(c) for v, c in VARIANTS.items()})
+    macs = rows["MACs per image"]
+    assert macs["released"].distance == 0 and macs["inception-v4"].distance == 0  # 0.93x: within 10%
+    assert 0.4 < macs["paper-v2"].distance < 0.6  # 0.70x
+    assert rows["blocks A + B + C"]["paper-v2"].distance == 1.0  # half
+    assert rows["C blocks output"]["inception-v4"].distance > 0 and rows["C blocks output"]["released"].distance == 0
 
 
 def test_experiment_page_shows_the_scaling_effect():
     page = AppTest.from_file(str(PAGES / "experiment.py"), default_timeout=600).run()
     assert not page.exception
     summary = page.dataframe[0].value
-    assert len(summary) == 4 and summary["setting"].iloc[1] == "no scaling (1.0)"
+    assert len(summary) == 5 and summary["setting"].iloc[1] == "no scaling (1.0)"
+    assert summary["setting"].iloc[4] == "no shortcuts, unscaled (plain Inception)"
     assert summary["std at the last block"].iloc[1] > 100 * summary["std at the last block"].iloc[0]
+    assert any("cannot show" in m.value for m in page.markdown)
 
 
 def test_tour_walks_through_every_step():
@@ -177,8 +202,13 @@ def test_tour_walks_through_every_step():
         page.select_slider(key="tour_step").set_value(step).run()
         assert not page.exception, step
         assert any("**Output**" in m.value for m in page.markdown), step
+    page.select_slider(key="tour_step").set_value("1. Stem").run()
+    stem = page.get("graphviz_chart")[0].proto.spec
+    assert all(unit in stem for unit in ("conv2d_1a", "conv2d_2b", "conv2d_4a", "maxpool_5a"))  # the whole stem
+    assert len(page.get("graphviz_chart")) == 2  # and Mixed_5b below it
     page.select_slider(key="tour_step").set_value("2. Inception-ResNet-A").run()
     assert "35x35x320" in " ".join(m.value for m in page.markdown)
+    assert any("One of the 10 identical blocks" in c.value for c in page.caption)
     claims = page.dataframe[0].value
     assert "repeated 5, 10 and 5" in " ".join(claims["claim"]) and set(claims["verdict"]) <= {"true", "false", "partly"}
 
@@ -216,7 +246,7 @@ def test_map_opens_the_block_in_the_link_with_its_inside():
 
 def test_map_levels_and_bad_links():
     network = open_map()
-    assert not network.exception and "Inception-ResNet-v2" in [h.value for h in network.subheader]
+    assert not network.exception and "Inception-ResNet-v2 (released)" in [h.value for h in network.subheader]
     component = open_map(node="block_b")
     assert "Inception-ResNet-B x20" in [h.value for h in component.subheader]
     unit = open_map(node="repeat_1.0.branch1.1")
@@ -226,4 +256,51 @@ def test_map_levels_and_bad_links():
     bad = open_map(node="repeat_9.0", image="dog")
     errors = " ".join(e.value for e in bad.error)
     assert "unknown node 'repeat_9.0'" in errors and "No sample image called 'dog'" in errors
-    assert not bad.exception and "Inception-ResNet-v2" in [h.value for h in bad.subheader]
+    assert not bad.exception and "Inception-ResNet-v2 (released)" in [h.value for h in bad.subheader]
+
+
+def test_tour_of_inception_v4_names_its_own_blocks():
+    page = AppTest.from_file(str(PAGES / "tour.py"), default_timeout=300)
+    page.session_state["variant"] = "inception-v4"
+    page.run()
+    assert not page.exception
+    steps = page.select_slider(key="tour_step_v4").options
+    assert steps[1] == "2. Inception-A" and steps[5] == "6. Inception-C"
+    page.select_slider(key="tour_step_v4").set_value("6. Inception-C").run()
+    assert not page.exception
+    assert "split pair" in " ".join(m.value for m in page.markdown)
+    assert "branch1_1a" in page.get("graphviz_chart")[0].proto.spec
+
+
+def test_new_head_page_trains_on_two_classes_and_classifies():
+    page = AppTest.from_file(str(PAGES / "transfer.py"), default_timeout=300).run()
+    assert not page.exception
+    page.button[0].click().run()  # no images yet: a message, no traceback
+    assert not page.exception and "has no images yet" in page.error[0].value
+    page.text_input(key="transfer_name_0").input("warm").run()
+    page.text_input(key="transfer_name_1").input("sky").run()
+    page.multiselect(key="transfer_samples_0").set_value(["cat", "coffee"]).run()
+    page.multiselect(key="transfer_samples_1").set_value(["rocket", "astronaut"]).run()
+    page.button[0].click().run()
+    assert not page.exception and not page.error
+    shapes = page.dataframe[0].value["shape (HxWxC), per image"].tolist()
+    assert shapes == ["299x299x3", "8x8x1536", "1536", "2"]
+    metrics = {m.label: m.value for m in page.metric}
+    assert metrics["Trainable parameters (the new Dense layer)"] == "3,074"  # 1536 x 2 + 2
+    assert metrics["Frozen parameters (base.trainable = False)"] == f"{55_843_464 - 1_537_000:,}"
+    assert "Leave-one-out accuracy" in metrics
+    page.selectbox(key="transfer_query_sample").set_value("cat").run()
+    assert not page.exception
+    assert "the new head says **warm**" in " ".join(m.value for m in page.markdown)  # it has seen the cat
+
+
+def test_new_head_refuses_one_class_and_duplicate_names():
+    from explorer.transfer import TransferError, check_classes
+
+    with pytest.raises(TransferError, match="2 to 5"):
+        check_classes({"only": [1]})
+    page = AppTest.from_file(str(PAGES / "transfer.py"), default_timeout=300).run()
+    page.text_input(key="transfer_name_1").input("class 1").run()
+    page.multiselect(key="transfer_samples_0").set_value(["cat"]).run()
+    page.button[0].click().run()
+    assert not page.exception and "same name" in page.error[0].value

@@ -33,6 +33,23 @@ def test_released_summary_matches_the_known_figures():
     assert round(summary.macs / 1e9, 1) == 13.2
 
 
+def test_inception_v4_summary_equals_torchinfo_on_timms_model():
+    """The issue's figures, measured with torchinfo on timm's inception_v4: 42,679,816 parameters, 12.25 GMACs."""
+    timm = pytest.importorskip("timm")
+    import torchinfo
+
+    peer = torchinfo.summary(
+        timm.create_model("inception_v4", pretrained=False).eval(), input_size=(1, 3, 299, 299), verbose=0, depth=99
+    )
+    summary = summarize(make_config("inception-v4"))
+    assert summary.params == peer.total_params == 42_679_816
+    # torchinfo reckons timm's fused batch-norm-and-ReLU layer a little differently (63 thousand of 12 billion)
+    assert abs(summary.macs - peer.total_mult_adds) / peer.total_mult_adds < 1e-5
+    assert round(summary.macs / 1e9, 2) == 12.25
+    shapes = {c.key: shape_text(c.output_shape) for c in summary.components}
+    assert (shapes["block_a"], shapes["block_b"], shapes["block_c"]) == ("35x35x384", "17x17x1024", "8x8x1536")
+
+
 def test_summary_follows_the_repeats():
     full = summarize(make_config("released"))
     short = summarize(make_config("released", repeats=(5, 10, 5)))

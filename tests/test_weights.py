@@ -278,5 +278,34 @@ def test_cli_weights_check_and_bad_input(safetensors_file, reference_state, tmp_
 
 def test_cli_help_keeps_its_usage_lines():
     usage = cli("--help").stdout
-    assert "\n  irv2-explorer infer IMAGE... [--weights auto|random|hub[:TAG]|FILE]" in usage
+    assert "\n  irv2-explorer infer IMAGE... [--variant V] [--weights auto|random|hub[:TAG]|FILE]" in usage
     assert "\n  irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE" in usage
+
+
+def test_inception_v4_weights_from_the_hub_load_strictly_and_give_timms_logits(tmp_path, photos):
+    """timm's inception_v4 state dict, served as timm/inception_v4.tf_in1k, loads by its tag into our v4;
+    the released network's tag is refused for it, with a message."""
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    from explorer.model import INCEPTION_V4
+    from explorer.weights import hub_tags_for
+
+    peer = timm.create_model("inception_v4", pretrained=False).eval()
+    with torch.no_grad():
+        for module in peer.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    served = tmp_path / "v4.safetensors"
+    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(served))
+    assert hub_tags_for("inception-v4") == ["inception_v4.tf_in1k"]
+    with HubServer() as server:
+        server.add(HUB_REPOS["inception_v4.tf_in1k"], HUB_FILENAME, served)
+        download_hub_weights("inception_v4.tf_in1k", cache_dir=tmp_path / "cache", endpoint=server.endpoint)
+    model, info = load_hub_weights(INCEPTION_V4, "inception_v4.tf_in1k", cache_dir=tmp_path / "cache")
+    assert "timm/inception_v4.tf_in1k" in info.source and not info.notes  # last_linear stays last_linear
+    with torch.no_grad():
+        assert (model(photos) - peer(photos)).abs().max().item() <= 1e-4
+    with pytest.raises(WeightsError, match="holds the released network's weights"):
+        load_hub_weights(INCEPTION_V4, "tf_in1k", cache_dir=tmp_path / "cache")

@@ -17,13 +17,14 @@ from explorer.graph import GraphRenderError, TracedNetwork, render, trace_networ
 from explorer.heatmaps import colourise, png_bytes
 from explorer.images import ACCEPTED_FORMATS, load_image, sample_path, sample_paths
 from explorer.inference import Engine
-from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, InceptionResNetConfig, make_config
+from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, NetworkConfig, make_config
 from explorer.summary import ModelSummary, summarize
 from explorer.weights import (
     HUB_REPOS,
     RANDOM,
     WeightsError,
     download_hub_weights,
+    hub_tags_for,
     load_weights,
     local_weight_files,
     weights_dir,
@@ -39,7 +40,7 @@ def _widget_default(name: str, default: object) -> None:
     st.session_state[f"_{name}"] = st.session_state[name]
 
 
-def variant_sidebar() -> InceptionResNetConfig:
+def variant_sidebar() -> NetworkConfig:
     """The variant, block counts and weights the user picked (the config), and the random-weights banner."""
     _widget_default("variant", "released")
     variant = st.sidebar.selectbox(
@@ -48,7 +49,8 @@ def variant_sidebar() -> InceptionResNetConfig:
         key="_variant",
         on_change=_keep,
         args=("variant",),
-        help="released: the ImageNet network of TF-slim, Keras and timm. paper-v2 / paper-v1: as the paper draws them.",
+        help="released: the ImageNet network of TF-slim, Keras and timm. paper-v2 / paper-v1: as the paper draws "
+        "them. inception-v4: the paper's network without residual connections, the baseline it compares against.",
     )
     st.sidebar.caption(VARIANT_DESCRIPTIONS[variant])
     base = VARIANTS[variant].repeats
@@ -57,7 +59,8 @@ def variant_sidebar() -> InceptionResNetConfig:
         for letter, default in zip("ABC", (base.a, base.b, base.c), strict=True):
             name = f"repeats_{variant}_{letter}"
             _widget_default(name, default)
-            counts.append(st.slider(f"Inception-ResNet-{letter}", 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
+            title = f"Inception-ResNet-{letter}" if VARIANTS[variant].residual else f"Inception-{letter}"
+            counts.append(st.slider(title, 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
     config = make_config(variant, repeats=tuple(counts))
     weights_sidebar(config)
     if weights_in_use(config) == RANDOM:
@@ -81,7 +84,7 @@ def cached_summary(variant: str, repeats: tuple[int, int, int]) -> ModelSummary:
     return summarize(make_config(variant, repeats=repeats))
 
 
-def summary_of(config: InceptionResNetConfig) -> ModelSummary:
+def summary_of(config: NetworkConfig) -> ModelSummary:
     return cached_summary(config.variant, config.repeats.as_tuple())
 
 
@@ -90,7 +93,7 @@ def cached_counts(variant: str, repeats: tuple[int, int, int]) -> LayerCounts:
     return count_layers(make_config(variant, repeats=repeats))
 
 
-def counts_of(config: InceptionResNetConfig) -> LayerCounts:
+def counts_of(config: NetworkConfig) -> LayerCounts:
     return cached_counts(config.variant, config.repeats.as_tuple())
 
 
@@ -107,7 +110,7 @@ def cached_trace(variant: str, repeats: tuple[int, int, int]) -> TracedNetwork:
     return trace_network(make_config(variant, repeats=repeats))
 
 
-def trace_of(config: InceptionResNetConfig) -> TracedNetwork:
+def trace_of(config: NetworkConfig) -> TracedNetwork:
     return cached_trace(config.variant, config.repeats.as_tuple())
 
 
@@ -138,10 +141,24 @@ def server_defaults() -> DefaultWeights:
     return DefaultWeights().start()
 
 
-def weights_in_use(config: InceptionResNetConfig) -> str:
-    """This session's weights: "random", "file:NAME" or "hub:TAG" (real weights fit only the released net)."""
-    if config != VARIANTS["released"]:
+def trainable(config: NetworkConfig) -> bool:
+    """Whether trained weights exist for this network as configured: the released network and Inception-v4
+    with their own block counts (the paper's variants were never published trained)."""
+    return config == VARIANTS[config.variant] and bool(hub_tags_for(config.variant))
+
+
+def _weights_key(config: NetworkConfig) -> str:
+    """Where a session keeps its choice: "weights" for the released network (as before), else per network."""
+    return "weights" if config.variant == "released" else f"weights:{config.variant}"
+
+
+def weights_in_use(config: NetworkConfig) -> str:
+    """This session's weights: "random", "file:NAME" or "hub:TAG"; the released network follows the server's
+    default unless the session picked its own."""
+    if not trainable(config):
         return RANDOM
+    if config.variant != "released":
+        return st.session_state.get(_weights_key(config), RANDOM)
     return st.session_state.get("weights") or server_defaults().status().weights
 
 
@@ -152,20 +169,23 @@ def _weights_label(key: str) -> str:
     return f"File: {name}" if kind == "file" else f"Hub: {name}"
 
 
-def weights_sidebar(config: InceptionResNetConfig) -> None:
+def weights_sidebar(config: NetworkConfig) -> None:
     """The weights picker: random, a file from the server's weights folder, or a Hub download."""
     with st.sidebar.expander("Weights", expanded=weights_in_use(config) == RANDOM):
-        if config != VARIANTS["released"]:
+        if not trainable(config):
             st.caption(
-                "Real weights exist for the released network with its 10/20/10 blocks; this runs on random ones."
+                "Real weights exist for the released network (10/20/10 blocks) and Inception-v4 (4/7/3); "
+                "this runs on random ones."
             )
             return
-        status = server_defaults().status()
-        if status.busy:
-            _default_weights_progress(status.phase)
-        elif status.phase == "failed" and "weights" not in st.session_state:
-            st.warning(f"The server's default weights: {status.message}.", icon=":material/cloud_off:")
-        options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in HUB_REPOS]
+        if config.variant == "released":
+            status = server_defaults().status()
+            if status.busy:
+                _default_weights_progress(status.phase)
+            elif status.phase == "failed" and "weights" not in st.session_state:
+                st.warning(f"The server's default weights: {status.message}.", icon=":material/cloud_off:")
+        tags = hub_tags_for(config.variant)
+        options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in tags]
         current = weights_in_use(config)
         choice = st.radio(
             "Weights",
@@ -175,8 +195,9 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
             label_visibility="collapsed",
         )
         st.caption(
-            f"Hub: timm's ImageNet ports of the TF-slim weights ({', '.join(HUB_REPOS.values())}), downloaded once "
-            f"into the Hugging Face cache. Files: `.safetensors` or `.pth` in `{weights_dir()}/` on the server."
+            f"Hub: timm's ImageNet ports of the TF-slim weights ({', '.join(HUB_REPOS[t] for t in tags)}), "
+            "downloaded once into the Hugging Face cache. "
+            f"Files: `.safetensors` or `.pth` in `{weights_dir()}/` on the server."
         )
         if choice != current:
             try:
@@ -193,7 +214,7 @@ def weights_sidebar(config: InceptionResNetConfig) -> None:
             except WeightsError as error:
                 st.error(f"{error}. The weights in use stay as they were.")
             else:
-                st.session_state["weights"] = choice
+                st.session_state[_weights_key(config)] = choice
                 st.rerun()
 
 
@@ -225,7 +246,7 @@ def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> 
     return Engine(*load_weights(weights, make_config(variant, repeats=repeats)))
 
 
-def engine_of(config: InceptionResNetConfig) -> tuple[Engine, EngineKey]:
+def engine_of(config: NetworkConfig) -> tuple[Engine, EngineKey]:
     """This session's engine and the key that names it (for caching results)."""
     variant, repeats = config.variant, config.repeats.as_tuple()
     if config == VARIANTS["released"]:
@@ -238,7 +259,8 @@ def engine_of(config: InceptionResNetConfig) -> tuple[Engine, EngineKey]:
         if chosen in (None, default_key):
             return default_engine, (variant, repeats, default_key)
         return cached_engine(variant, repeats, chosen), (variant, repeats, chosen)
-    return cached_engine(variant, repeats, RANDOM), (variant, repeats, RANDOM)
+    chosen = weights_in_use(config)
+    return cached_engine(variant, repeats, chosen), (variant, repeats, chosen)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,50 +1,51 @@
-"""released, paper-v2 and paper-v1 side by side, with the differences highlighted."""
+"""The four networks side by side: the paper's comparison stated, cells shaded by their distance to released."""
 
 import pandas as pd
 import streamlit as st
 
+from explorer.comparison import comparison_rows, paper_comparison
 from explorer.graph import network_graph
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, paper_contradictions
 from explorer.pages._common import cached_counts, cached_trace, variant_sidebar
-from explorer.summary import shape_text
 
 variant_sidebar()
 st.title("Compare the variants")
 st.markdown(
-    "The network people download (**released**) is not the one the paper draws. Every number below is "
-    "computed from the three networks built from their tables; rows where the variants differ are highlighted."
+    "The paper's argument is a comparison: **Inception-v4**, a pure Inception network, against "
+    "**Inception-ResNet-v2**, the same kind of blocks with residual connections, at about the same cost. "
+    "And the network people download (**released**) is not the one the paper draws. Every number below is "
+    "computed from the four networks built from their tables."
 )
 
 names = list(VARIANTS)
 counts = {v: cached_counts(v, VARIANTS[v].repeats.as_tuple()) for v in names}
 
-rows: dict[str, dict[str, str]] = {}
-rows["parameters"] = {v: f"{c.whole.params:,}" for v, c in counts.items()}
-rows["MACs per image"] = {v: f"{c.whole.macs / 1e9:.2f} G" for v, c in counts.items()}
-rows["blocks A / B / C"] = {v: " / ".join(map(str, c.repeats)) for v, c in counts.items()}
-for convention in counts["released"].conventions:
-    rows[convention.name] = {v: str(c.convention(convention.key).total) for v, c in counts.items()}
-for key, label in (
-    ("stem", "stem output"),
-    ("mixed_5b", "Mixed_5b output"),
-    ("block_a", "A blocks output"),
-    ("block_b", "B blocks output"),
-    ("block_c", "C blocks output"),
-    ("final_conv", "final 1x1 conv output"),
-):
-    rows[label] = {
-        v: next((shape_text(comp.output_shape) for comp in c.components if comp.key == key), "none")
-        for v, c in counts.items()
-    }
-table = pd.DataFrame(rows).T[names]
+st.subheader("The paper's comparison")
+for line in paper_comparison(counts):
+    st.markdown(f"- {line}")
+st.caption(
+    "The paper's claim is about training: with residual connections Inception-ResNet-v2 trains faster to a "
+    "similar or better accuracy (its Figures 24-26). Cost, parameters and depth are what a network's code "
+    "can show; how fast it learns takes training runs."
+)
+
+st.subheader("Every figure, against the released network")
+rows = comparison_rows(counts, reference="released")
+table = pd.DataFrame({label: {v: cell.text for v, cell in cells.items()} for label, cells in rows.items()}).T[names]
+distance = pd.DataFrame({label: {v: cell.distance for v, cell in cells.items()} for label, cells in rows.items()}).T[
+    names
+]
 
 
-def highlight(row: pd.Series) -> list[str]:
-    differs = row.nunique() > 1
-    return ["background-color: rgba(255, 200, 0, 0.25)" if differs else "" for _ in row]
+def shade(column: pd.Series) -> list[str]:
+    return [f"background-color: rgba(230, 120, 0, {0.45 * d:.2f})" if d else "" for d in distance[column.name]]
 
 
-st.dataframe(table.style.apply(highlight, axis=1), height=36 * (len(table) + 1))
+st.dataframe(table.style.apply(shade, axis=0), height=36 * (len(table) + 1))
+st.caption(
+    "Ratios in brackets are to the released network. The darker a cell, the further it is from the "
+    "released network's (no shade within 10%; darkest at half or double); a shape is shaded where it differs."
+)
 
 st.subheader("Where the paper contradicts itself")
 st.dataframe(
@@ -57,8 +58,8 @@ st.dataframe(
     hide_index=True,
 )
 
-st.subheader("The three overviews")
-columns = st.columns(3)
+st.subheader("The four overviews")
+columns = st.columns(len(names))
 for column, variant in zip(columns, names, strict=True):
     config = VARIANTS[variant]
     traced = cached_trace(variant, config.repeats.as_tuple())

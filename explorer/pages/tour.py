@@ -4,66 +4,72 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from explorer.graph import block_graph
+from explorer.graph import block_graph, component_graph
 from explorer.heatmaps import COLOUR_SCALE
 from explorer.images import load_image, sample_path, sample_paths
 from explorer.inference import Engine, InferenceResult
-from explorer.model import VARIANTS
 from explorer.pages._common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
 from explorer.summary import shape_text
 
-# Each step: (component key, a representative block, the text for students, words of claims to show).
-STEPS = {
-    "1. Stem": (
+# Each step: (component key, the text for students, for Inception-v4 where it differs, words of claims to show).
+STEPS = (
+    (
         "stem",
-        None,
         "Plain convolutions and poolings shrink the 299x299 photo to a 35x35 grid. Strided and 'valid' "
-        "convolutions lose the border; the channels grow from 3 to a few hundred. No residuals yet.",
+        "convolutions lose the border; the channels grow from 3 to a few hundred. No residuals yet. The "
+        "released network then runs Mixed_5b, one Inception block without a residual, drawn below the stem.",
+        "Plain convolutions, then three branching steps (a pool beside a strided conv, two conv towers, a "
+        "strided conv beside a pool) shrink the 299x299 photo to a 35x35 grid of 384 channels.",
         ("breakdown",),
     ),
-    "2. Inception-ResNet-A": (
+    (
         "block_a",
-        "repeat.0",
         "On the 35x35 grid, three branches (1x1; 1x1 then 3x3; 1x1 then two 3x3) look at the input at "
         "different scales. Their outputs are concatenated, widened back by a 'linear' 1x1 convolution "
         "(no batch norm, no ReLU), scaled down and added to the block's input: a residual connection.",
+        "On the 35x35 grid, four branches (1x1; 1x1 then 3x3; 1x1 then two 3x3; average pool then 1x1) look "
+        "at the input at different scales, and their outputs are concatenated. No residual connection: the "
+        "block's input reaches the next block only through its branches.",
         ("repeated 5, 10 and 5", "filter expansion", "scaled by about"),
     ),
-    "3. Reduction-A": (
+    (
         "reduction_a",
-        "mixed_6a",
         "A reduction block halves the grid to 17x17 with stride-2 convolutions and a max pool side by side, "
         "and concatenates them, so the channels grow while the grid shrinks. No residual connection here.",
+        None,
         ("same reduction blocks",),
     ),
-    "4. Inception-ResNet-B": (
+    (
         "block_b",
-        "repeat_1.0",
         "On the 17x17 grid, a 7x7 view is built from a 1x7 and a 7x1 convolution (cheaper than 7x7). With "
         "over a thousand channels, the residual scale matters most here.",
+        "On the 17x17 grid, 7x7 views are built from 1x7 and 7x1 convolutions (cheaper than 7x7), one branch "
+        "stacking two such pairs; four branches concatenated.",
         ("not used after the summations",),
     ),
-    "5. Reduction-B": (
+    (
         "reduction_b",
-        "mixed_7a",
         "Down to an 8x8 grid: three stride-2 convolution branches and a max pool, concatenated.",
+        "Down to an 8x8 grid: two stride-2 convolution branches (one through a 1x7 and 7x1 pair) and a max "
+        "pool, concatenated.",
         (),
     ),
-    "6. Inception-ResNet-C": (
+    (
         "block_c",
-        "repeat_2.0",
         "On the 8x8 grid, 1x3 and 3x1 convolutions. In the released network the last C block adds its "
         "residual unscaled and has no ReLU.",
+        "On the 8x8 grid, two branches end in a split pair: a 1x3 and a 3x1 convolution side by side on the "
+        "same input, both kept. Six outputs are concatenated into 1,536 channels.",
         ("Batch normalisation is used within",),
     ),
-    "7. Head": (
+    (
         "head",
-        None,
         "Global average pooling turns each channel into one number, dropout (in training) and one fully "
         "connected layer give the 1,000 class scores. Then the question of how many layers that was.",
+        None,
         ("about 164 layers",),
     ),
-}
+)
 
 
 @st.cache_data(show_spinner="Running the network on the image...", max_entries=32)
@@ -81,16 +87,19 @@ st.markdown(
     "picture comes from the code; the maps come from the image you pick."
 )
 left, right = st.columns([3, 1])
-step = left.select_slider("Step", options=list(STEPS), key="tour_step")
+titles = {c.key: c.title.rsplit(" x", 1)[0] for c in counts.components}
+options = [f"{i}. {titles.get(key, key)}" for i, (key, *_) in enumerate(STEPS, start=1)]
+# One slider per kind of network: its step names differ (Inception-ResNet-A, Inception-A).
+step = left.select_slider("Step", options=options, key="tour_step" if config.residual else "tour_step_v4")
 sample = right.selectbox("Image", [p.stem for p in sample_paths()], key="tour_sample")
-key, block, text, claim_words = STEPS[step]
+key, text, text_v4, claim_words = STEPS[options.index(step)]
 component = next((c for c in counts.components if c.key == key), None)
 if component is None:
     st.info(f"The {config.variant} network has no such component.")
     st.stop()
 
 st.subheader(component.title)
-st.markdown(text)
+st.markdown(text if config.residual or text_v4 is None else text_v4)
 kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in component.kinds.items() if n)
 st.markdown(
     f"**Output** {shape_text(component.output_shape)} · **parameters** {component.params:,} "
@@ -98,16 +107,26 @@ st.markdown(
 )
 
 graph_column, maps_column = st.columns([3, 2])
-names = traced.model.block_names()
-shown = block if block in names else component.modules[-1]
+model = traced.model
+blocks = [name for name in model.block_names() if model.component_of(name).key == key]
 with graph_column:
-    if shown in names:
-        st.graphviz_chart(block_graph(traced, shown).source)
+    # The whole component: the stem's and the head's layers in a chain; a run of identical blocks as one of
+    # them with the count; a single block (a reduction) as itself.
+    if key in ("stem", "head"):
+        st.graphviz_chart(component_graph(traced, key).source)
+        extra = next((c for c in model.components if c.key == "mixed_5b"), None)
+        if key == "stem" and extra is not None:
+            st.caption("Then Mixed_5b, the released network's one Inception block without a residual:")
+            st.graphviz_chart(block_graph(traced, extra.modules[0]).source)
+    elif blocks:
+        if len(blocks) > 1:
+            st.caption(f"One of the {len(blocks)} identical blocks ({blocks[0]} ... {blocks[-1]}): each is drawn so.")
+        st.graphviz_chart(block_graph(traced, blocks[0]).source)
 with maps_column:
     result = run_sample(*engine_of(config), sample)
-    maps = [b for b in result.blocks if b.name.split(".")[0] in component.modules]
+    maps = [b for b in result.blocks if model.component_of(b.name).key == key]
     if maps:
-        chosen = maps[len(maps) // 2] if shown not in {b.name for b in maps} else result.block(shown)
+        chosen = maps[len(maps) // 2]
         figure = px.imshow(chosen.mean, color_continuous_scale=COLOUR_SCALE, title=f"{chosen.name}: channel mean")
         figure.update_layout(height=330, margin={"t": 40, "b": 10})
         st.plotly_chart(figure)
@@ -117,7 +136,7 @@ _, claims = published_checks()
 relevant = [c for c in claims if any(word in c.claim for word in claim_words)]
 if relevant:
     st.markdown("**Claims you may have read, checked on this step**")
-    variant = config.variant if config.variant in VARIANTS else "released"
+    variant = config.variant if config.residual else "released"  # the claims are about Inception-ResNet-v2
     st.dataframe(
         pd.DataFrame(
             [

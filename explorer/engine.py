@@ -14,13 +14,23 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
+from explorer.attribution import (
+    DEFAULTS,
+    Attribution,
+    Progress,
+    SanityStep,
+    Settings,
+    explain,
+    private_copy,
+    sanity_check,
+)
 from explorer.capture import GPU, CapturedPipeline
 from explorer.fastpath import inference_copy
 from explorer.gradcam import grad_cam
@@ -109,6 +119,8 @@ class Engine:
         self.compile = os.environ.get("EXPLORER_COMPILE", "1") != "0" if compile is None else compile
         self._graphs: dict[int, CapturedPipeline] = {}
         self._lock = threading.Lock()
+        self._explain_lock = threading.Lock()
+        self._explainer: InceptionNetwork | None = None  # the private copy for attribution, made on first use
         self._upgrades: dict[int, threading.Thread] = {}  # batch size -> its compile, in the background
         self.compiled: set[int] = set()  # batch sizes whose compiled graph is in place
         if self.device.type == "cuda":
@@ -126,6 +138,7 @@ class Engine:
             self.model = self.model.to("cpu", memory_format=torch.contiguous_format).float()
             self.cpu_dtype = torch.float32
             self.source = self.source.to("cpu")
+            self._explainer = None  # made again, on the CPU, when next asked for
             self.device = torch.device("cpu")
             self.notes += (f"{reason}: running on the CPU instead",)
             if torch.cuda.is_available():
@@ -287,10 +300,48 @@ class Engine:
             return reduce_inside(parts, self.top_k)
 
     def grad_cam(self, image: Image.Image, block: str, class_index: int | None = None) -> GradCam:
-        """Grad-CAM of ``class_index`` (the top-1 class by default) at ``block``, on the model as built."""
+        """Grad-CAM of ``class_index`` (the top-1 class by default) at ``block``, on the model as built (Captum)."""
         _, x = self.prepare(image)
-        with self._lock, self._gpu():  # float32, off the captured graph
-            return grad_cam(self.source, x.to(self.device), block, class_index, self.label)
+        with self._explaining() as model:
+            return grad_cam(model, x.to(self.device), block, class_index, self.label)
+
+    def explain(
+        self,
+        image: Image.Image,
+        method: str,
+        block: str | None = None,
+        class_index: int | None = None,
+        settings: Settings = DEFAULTS,
+        progress: Progress | None = None,
+    ) -> Attribution:
+        """One attribution method's map (explorer.attribution) for one image, on the model as built."""
+        _, x = self.prepare(image)
+        with self._explaining() as model:
+            return explain(model, x.to(self.device), method, self.label, block, class_index, settings, progress)
+
+    def sanity_check(
+        self,
+        image: Image.Image,
+        methods: Sequence[str],
+        block: str | None = None,
+        class_index: int | None = None,
+        settings: Settings = DEFAULTS,
+        progress: Progress | None = None,
+    ) -> tuple[dict[str, Attribution], dict[str, list[SanityStep]]]:
+        """The cascading-randomisation check for some methods on one image (on a copy it randomises)."""
+        _, x = self.prepare(image)
+        with self._explaining() as model:
+            return sanity_check(model, x.to(self.device), methods, self.label, block, class_index, settings, progress)
+
+    @contextlib.contextmanager
+    def _explaining(self) -> Iterator[InceptionNetwork]:
+        """The engine's private copy for attribution, one caller at a time: Captum hooks its modules while it
+        works, so it must not be a model anyone else runs (a copy costs the model's memory once, where a lock
+        on the shared model would hold up every session's images for the seconds an attribution takes)."""
+        with self._explain_lock, self._gpu():
+            if self._explainer is None:
+                self._explainer = private_copy(self.source)
+            yield self._explainer
 
     def _gpu(self) -> contextlib.AbstractContextManager:
         """The GPU gate for work off the captured graph (nothing to pass on a CPU)."""

@@ -1,4 +1,4 @@
-"""Grad-CAM: which parts of the image a block's output weighs for a class (Selvaraju et al., 2017)."""
+"""Grad-CAM: which parts of the image a block's output weighs for a class (Selvaraju et al., 2017), by Captum."""
 
 from __future__ import annotations
 
@@ -17,22 +17,21 @@ def grad_cam(
 ) -> GradCam:
     """Grad-CAM of ``class_index`` (the top-1 class by default) at ``block`` for the one image ``x``.
 
-    The gradient is taken with respect to the block's output only (``torch.autograd.grad``), so
-    nothing is written to the shared model's parameters and no hook is set.
+    Captum's ``LayerGradCam`` sets a hook on the block while it runs: call this on the model's private copy
+    for attribution (:func:`explorer.attribution.private_copy`), never on a model other sessions use.
     """
-    x = x.requires_grad_(True)
-    with torch.enable_grad():
-        logits, intermediates = model.forward_intermediates(x)
-        if block not in intermediates:
-            raise ValueError(f"unknown block {block!r}")
-        index = int(logits[0].argmax()) if class_index is None else class_index
-        if not 0 <= index < logits.shape[1]:
-            raise ValueError(f"class {index} is outside 0..{logits.shape[1] - 1}")
-        activation = intermediates[block]
-        (gradient,) = torch.autograd.grad(logits[0, index], activation)
+    from captum.attr import LayerGradCam
+
+    if block not in model.block_names():
+        raise ValueError(f"unknown block {block!r}")
+    x = x.detach()
     with torch.no_grad():
-        weights = gradient.mean((2, 3), keepdim=True)
-        cam = F.relu((weights * activation).sum(1, keepdim=True))
+        logits = model(x)
+    index = int(logits[0].argmax()) if class_index is None else class_index
+    if not 0 <= index < logits.shape[1]:
+        raise ValueError(f"class {index} is outside 0..{logits.shape[1] - 1}")
+    cam = LayerGradCam(model, model.get_submodule(block)).attribute(x, target=index, relu_attributions=True).detach()
+    with torch.no_grad():
         size = x.shape[-1]
         upsampled = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
         peak = upsampled.max()

@@ -311,3 +311,16 @@ def test_new_head_from_two_classes_of_samples(page):
     choose(page, "Sample", "cat")
     said = page.locator("[data-testid='stMarkdown']").filter(has_text="the new head says").first
     assert said.inner_text().replace("*", "").startswith("cat: the new head says warm")
+
+
+def test_why_did_it_say_that_shows_each_method(page):
+    """The Activations page's attribution maps for a sample, side by side, each with its time."""
+    go(page, "Activations")
+    page.get_by_text("Explain the prediction (attribution maps, by Captum)").click()
+    settle(page)
+    captions = page.locator("[data-testid='stImageCaption']").all_inner_texts()
+    for method in ("grad-cam", "guided-grad-cam", "saliency"):
+        assert any(re.fullmatch(rf"{method}: \d+\.\d\d s", c.strip()) for c in captions), (method, captions)
+    page.get_by_role("button", name="Run the sanity check").click()
+    settle(page)
+    assert page.locator(".js-plotly-plot").filter(has_text="still resembles the original").count() == 1

@@ -103,6 +103,21 @@ def test_graph_page_draws_the_overview_and_drills_into_a_block():
 ACTIVATIONS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "activations.py")
 
 
+def image_captions(page: AppTest) -> list[str]:
+    """The captions of every st.image on the page (AppTest has no accessor for them)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "imgs"):
+            found.extend(image.caption for image in proto.imgs)
+
+    walk(page._tree)
+    return found
+
+
 def test_activations_page_runs_a_sample():
     page = AppTest.from_file(ACTIVATIONS_PAGE, default_timeout=300).run()
     assert not page.exception
@@ -113,6 +128,18 @@ def test_activations_page_runs_a_sample():
     page.toggle(key="show_cam").set_value(True).run()
     page.selectbox(key="cam_class").set_value(281).run()
     assert not page.exception
+    pictures = image_captions(page)
+    assert any(c.startswith("grad-cam: ") and c.endswith(" s") for c in pictures)
+    assert any(c.startswith("guided-grad-cam: ") for c in pictures) and any(
+        c.startswith("saliency: ") for c in pictures
+    )
+    assert any("why 'tabby'" in c.value for c in page.caption)
+    page.multiselect(key="explain_methods").set_value(["grad-cam"]).run()
+    page.button[0].click().run()  # the sanity check
+    assert not page.exception
+    assert page.get("plotly_chart")[-1].proto.spec and "sanity" in page.session_state
+    steps = page.session_state["sanity"][4]["grad-cam"]
+    assert len(steps) == 9 and steps[0].randomised_from == "Head (pool, dropout, FC)"
     page.toggle(key="compare").set_value(True).run()
     assert not page.exception
     assert sum(f"On **cpu ({CPU_PRECISION})** in" in c.value for c in page.caption) == 2  # two images side by side
@@ -242,6 +269,20 @@ def test_map_opens_the_block_in_the_link_with_its_inside():
     assert facts.loc["parameters"].item() == f"{traced.params('repeat_1.0'):,}"
     assert facts.loc["output shape"].item() == "17x17x1088"
     assert page.query_params["image"] == ["cat"] or page.query_params["image"] == "cat"
+    page.toggle(key="map_explain").set_value(True).run()
+    assert not page.exception
+    pictures = image_captions(page)
+    assert any(c.startswith("grad-cam: why '") for c in pictures)
+    assert any(c.startswith("guided-grad-cam: why '") for c in pictures)
+
+
+def test_map_of_inception_v4_opens_its_components():
+    page = AppTest.from_file(MAP_PAGE, default_timeout=300)
+    page.session_state["variant"] = "inception-v4"
+    page.query_params["node"] = "block_c"
+    page.run()
+    assert not page.exception
+    assert "The output of **features.21**" in markdown_text(page)
 
 
 def test_map_levels_and_bad_links():

@@ -1,4 +1,4 @@
-"""What every block does with an image: top-5, activation maps, statistics across depth, Grad-CAM."""
+"""What every block does with an image: top-5, activation maps, statistics across depth, attribution."""
 
 import json
 from pathlib import Path
@@ -9,10 +9,12 @@ import plotly.express as px
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from explorer.attribution import DEFAULTS, METHODS, Attribution, Settings, display
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, LoadedImage, load_image
-from explorer.inference import GradCam, InferenceResult
-from explorer.pages._common import engine_of, pick_image, variant_sidebar
+from explorer.inference import InferenceResult
+from explorer.pages._common import engine_of, image_digest, pick_image, variant_sidebar, weights_in_use
+from explorer.weights import RANDOM
 
 config = variant_sidebar()
 engine, engine_key = engine_of(config)
@@ -26,11 +28,6 @@ def run_image(_key: tuple, data: bytes, name: str) -> tuple[InferenceResult | No
     except ImageError as error:
         return None, str(error)
     return engine.run(loaded.image, loaded.notes), None
-
-
-@st.cache_data(show_spinner="Computing Grad-CAM...", max_entries=64)
-def grad_cam(_key: tuple, data: bytes, block: str, class_index: int) -> GradCam:
-    return engine.grad_cam(load_image(data).image, block, class_index)
 
 
 st.title("Activations")
@@ -170,12 +167,13 @@ st.caption(
     "The paper scales residuals by 0.1 to 0.3 so that this stays small and training stays stable."
 )
 
-# ------------------------------------------------------------------------------ Grad-CAM
-st.subheader("Grad-CAM")
-if not st.toggle("Show Grad-CAM (a backward pass: a second or two on a CPU)", key="show_cam"):
+# ------------------------------------------------------------------------------ attribution
+st.subheader("Why did it say that?")
+if not st.toggle("Explain the prediction (attribution maps, by Captum)", key="show_cam"):
     st.stop()
 labels = engine.labels or tuple(f"class {i}" for i in range(config.num_classes))
-class_index = st.selectbox(
+pick_class, pick_methods = st.columns([1, 2])
+class_index = pick_class.selectbox(
     "Class",
     range(len(labels)),
     index=first.top5[0].index,
@@ -183,11 +181,93 @@ class_index = st.selectbox(
     key="cam_class",
     help="Defaults to the top-1 class of the first image",
 )
-columns = st.columns(len(results))
-for column, (name, data, result) in zip(columns, results, strict=True):
-    cam = grad_cam(engine_key, data, block_name, class_index)
-    with column:
-        caption = f"{name}: '{cam.label}' at {block_name} (p = {cam.probability:.2%})"
-        st.image(overlay(result.image, cam.heatmap), caption=caption)
-        if float(np.max(cam.cam)) == 0.0:
-            st.caption("Nothing at this block speaks for this class (all gradient-weighted activations are negative).")
+methods = pick_methods.multiselect(
+    "Methods",
+    list(METHODS),
+    default=["grad-cam", "guided-grad-cam", "saliency"],
+    key="explain_methods",
+    help="Integrated Gradients and occlusion run the network dozens of times: seconds on a GPU, tens of seconds "
+    "on a CPU.",
+)
+with st.expander("Settings of the expensive methods"):
+    knobs = st.columns(4)
+    settings = Settings(
+        steps=knobs[0].slider("Integrated Gradients: steps", 4, 64, DEFAULTS.steps, 4, key="ig_steps"),
+        smooth=knobs[1].toggle("SmoothGrad over them", key="ig_smooth"),
+        window=knobs[2].slider("Occlusion: patch (pixels)", 16, 128, DEFAULTS.window, 8, key="occ_window"),
+        stride=knobs[3].slider("Occlusion: stride (pixels)", 8, 128, DEFAULTS.stride, 8, key="occ_stride"),
+    )
+st.caption(
+    f"Grad-CAM and Guided Grad-CAM look at **{block_name}** (the block chosen above); the others at the input. "
+    + " ".join(f"**{m}**: {METHODS[m].split(': ', 1)[1]}." for m in methods)
+)
+
+
+def attribution(data: bytes, method: str, block: str, class_index: int, progress) -> Attribution:
+    """One method's map for one image, kept in this session (a progress bar cannot live in a shared cache)."""
+    kept = st.session_state.setdefault("attributions", {})
+    key = (engine_key, image_digest(data), method, block, class_index, settings)
+    if key not in kept:
+        while len(kept) >= 48:  # the oldest go first
+            kept.pop(next(iter(kept)))
+        kept[key] = engine.explain(load_image(data).image, method, block, class_index, settings, progress)
+    return kept[key]
+
+
+name, data, result = results[0]
+if methods:
+    columns = st.columns(len(methods))
+    for column, method in zip(columns, methods, strict=True):
+        with column:
+            bar = st.progress(0.0, text=f"{method}...")
+            found = attribution(data, method, block_name, class_index, lambda f, t, bar=bar: bar.progress(f, text=t))
+            bar.empty()
+            st.image(overlay(result.image, display(found.heatmap)), caption=f"{method}: {found.seconds:.2f} s")
+            if float(np.max(found.heatmap)) == 0.0:
+                st.caption(
+                    "Empty: nothing here speaks for this class (all gradient-weighted activations are negative)."
+                )
+    st.caption(f"{name}: why '{labels[class_index]}'. Brighter: more important for that class, by each method.")
+
+st.markdown(
+    "**The sanity check** (Adebayo et al., 2018): randomise the network's weights from the head down, a "
+    "component at a time, and see whether each method's map changes. A method whose map barely changes "
+    "explains the image, not the model."
+)
+if weights_in_use(config) == RANDOM:
+    st.caption(
+        "These are random weights, so the check compares one random network with another: it shows how each "
+        "method behaves, not what a trained network has learnt. Load the trained weights for the real test."
+    )
+if st.button("Run the sanity check", icon=":material/fact_check:", disabled=not methods):
+    bar = st.progress(0.0, text="Randomising, a component at a time...")
+    original, steps = engine.sanity_check(
+        load_image(data).image, methods, block_name, class_index, settings, lambda f, t: bar.progress(f, text=t)
+    )
+    bar.empty()
+    st.session_state["sanity"] = (engine_key, name, block_name, class_index, steps)
+stored = st.session_state.get("sanity")
+if stored and stored[0] == engine_key:
+    _, checked_image, checked_block, checked_class, steps = stored
+    frame = pd.DataFrame(
+        [
+            {"method": method, "step": i + 1, "randomised down to": s.randomised_from, "rank correlation": s.spearman}
+            for method, found in steps.items()
+            for i, s in enumerate(found)
+        ]
+    )
+    chart = px.line(
+        frame,
+        x="randomised down to",
+        y="rank correlation",
+        color="method",
+        markers=True,
+        title=f"How much each map still resembles the original ({checked_image}, class {checked_class}, "
+        f"CAMs at {checked_block})",
+    )
+    chart.update_layout(height=360, yaxis_range=[-1, 1], margin={"t": 50, "b": 10})
+    st.plotly_chart(chart, key="sanity_chart")
+    st.caption(
+        "Spearman's rank correlation between each method's map with the weights randomised from the head down to "
+        "that component and its map with the weights as they were: near 1, the map ignores the weights."
+    )

@@ -7,8 +7,9 @@ import plotly.express as px
 import streamlit as st
 from torch import nn
 
+from explorer.attribution import display
 from explorer.counting import RULES, counts_within
-from explorer.heatmaps import COLOUR_SCALE, colourise, png_bytes
+from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, load_image, sample_paths
 from explorer.inside import KINDS
 from explorer.model import ConvBnRelu
@@ -234,7 +235,7 @@ with live:
         result_block = model.block_names()[-1] if node.level == "network" else None
         if node.level == "component":
             comp = next(c for c in model.components if c.key == node.component)
-            blocks_here = [b for b in model.block_names() if b.split(".")[0] in comp.modules]
+            blocks_here = [b for b in model.block_names() if model.component_of(b).key == comp.key]
             result_block = blocks_here[-1] if blocks_here else None
         if result_block is None:
             st.info("The head turns the last feature map into class scores: open the Activations page for them.")
@@ -262,3 +263,17 @@ with live:
                     go(part.name)
         shown = next((p for p, _ in inside if p.name == node.name), inside[-1][0])
         big_maps(shown, shown.name)
+        if st.toggle(f"Why did it say that? Grad-CAM and Guided Grad-CAM at {node.block}", key="map_explain"):
+            explained = st.session_state.setdefault("map_attributions", {})
+            for column, method in zip(st.columns(2), ("grad-cam", "guided-grad-cam"), strict=True):
+                key = (engine_key, digest, method, node.block)
+                if key not in explained:
+                    with st.spinner(f"{method} at {node.block}..."):
+                        explained[key] = engine.explain(image.image, method, node.block)
+                found = explained[key]
+                crop, _ = engine.prepare(image.image)
+                column.image(
+                    overlay(crop, display(found.heatmap)),
+                    caption=f"{method}: why '{found.label}', {found.seconds:.2f} s",
+                )
+            st.caption("More methods and the sanity check: the Activations page, Why did it say that?")

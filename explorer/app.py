@@ -22,9 +22,19 @@ PAGES = Path(__file__).resolve().parent / "pages"
 
 
 def navigation() -> None:
-    """One session's run: the pages (absolute paths, so that any entry script can serve them)."""
-    st.set_page_config(page_title="Inception-ResNet-v2 Explorer", layout="wide")
-    st.navigation(
+    """One session's run: the pages (absolute paths, so that any entry script can serve them).
+
+    Presenting (``?present=1``), the pages are listed along the top instead of in the hidden sidebar.
+    """
+    from explorer.pages._present import presenter_controls, presenting
+
+    present = presenting()
+    st.set_page_config(
+        page_title="Inception-ResNet-v2 Explorer",
+        layout="wide",
+        initial_sidebar_state="collapsed" if present else "auto",
+    )
+    page = st.navigation(
         [
             st.Page(PAGES / "overview.py", title="Network", default=True),
             st.Page(PAGES / "map.py", title="Network map", url_path="map"),
@@ -35,8 +45,11 @@ def navigation() -> None:
             st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
             st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),
             st.Page(PAGES / "transfer.py", title="New head", url_path="transfer"),
-        ]
-    ).run()
+        ],
+        position="top" if present else "sidebar",
+    )
+    presenter_controls(present)
+    page.run()
 
 
 def _warm_up() -> None:

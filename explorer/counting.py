@@ -484,7 +484,8 @@ def _explain_miss(figure: PublishedFigure, released: LayerCounts, pool: list[Can
         where = ", ".join(f"{c.convention} on {c.variant}" for c in exact_elsewhere)
         opening = f"Not reproduced on the released network it describes; only {where} gives {figure.value}."
     else:
-        opening = f"No definition here gives {figure.value} on any variant (released, paper-v2, paper-v1)."
+        variants = ", ".join(dict.fromkeys(c.variant for c in pool))
+        opening = f"No definition here gives {figure.value} on any variant ({variants})."
     own = [c for c in released.conventions if c.key == figure.measure] or list(released.conventions)
     closest = min(own, key=lambda c: abs(c.total - figure.value))
     diff = closest.total - figure.value

@@ -74,6 +74,37 @@ def resolve(model: InceptionNetwork, name: str) -> MapNode:
     return MapNode(name, "part", f"{rest} ({type(module).__name__})", block, comp.key, trail, block)
 
 
+def presentation_path(model: InceptionNetwork) -> list[str]:
+    """The nodes a presenter steps through: the whole network, then each component in forward order, and
+    for a run of identical blocks one of them right after it (a component that is one block is that block)."""
+    path = [""]
+    blocks = model.block_names()
+    for comp in model.components:
+        single = _single_block(model, comp.modules)
+        if single is not None:
+            path.append(single)
+            continue
+        path.append(comp.key)
+        run = [b for b in blocks if (owner := model.component_of(b)) is not None and owner.key == comp.key]
+        if len(run) > 1 and len({type(model.get_submodule(b)) for b in run}) == 1:
+            path.append(run[0])
+    return path
+
+
+def position_on(model: InceptionNetwork, path: list[str], node: MapNode) -> int:
+    """Where ``node`` is on a presentation path: itself, else its block, else the block that stands for its
+    run (anywhere inside repeat_1.7 is the step of repeat_1.0), else its component, else the start."""
+    for name in (node.name, node.block):
+        if name in path:
+            return path.index(name)
+    if node.component in path:
+        at = path.index(node.component)
+        after = path[at + 1] if at + 1 < len(path) else ""
+        owner = model.component_of(after) if node.block and after else None
+        return at + 1 if owner is not None and owner.key == node.component else at
+    return 0
+
+
 def _single_block(model: InceptionNetwork, modules: tuple[str, ...]) -> str | None:
     """The block a component is, where it is one block (Mixed_5b, the reductions, Conv2d_7b)."""
     blocks = model.block_names()

@@ -66,16 +66,19 @@ def variant_sidebar() -> NetworkConfig:
     if weights_in_use(config) == RANDOM:
         following = config == VARIANTS["released"] and "weights" not in st.session_state
         coming = following and server_defaults().status().phase == "downloading"
-        st.warning(
+        text = (
             "Random weights: the shapes, counts and graphs are exact, but predictions and activation maps are "
             "meaningless until real weights are loaded "
             + (
                 "(the trained weights are downloading, see the sidebar; this page moves to them by itself)."
                 if coming
                 else "(sidebar, **Weights**)."
-            ),
-            icon=":material/casino:",
+            )
         )
+        if st.session_state.get("present", False):  # on a projector, a line rather than a box
+            st.caption(f":material/casino: {text}")
+        else:
+            st.warning(text, icon=":material/casino:")
     return config
 
 

@@ -14,6 +14,7 @@ from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, LoadedImage, load_image
 from explorer.inference import InferenceResult
 from explorer.pages._common import engine_of, image_digest, pick_image, variant_sidebar, weights_in_use
+from explorer.pages._present import sized
 from explorer.weights import RANDOM
 
 config = variant_sidebar()
@@ -103,7 +104,7 @@ for column, (name, _, result) in zip(columns, results, strict=True):
     with chart:
         heat = px.imshow(values, color_continuous_scale=COLOUR_SCALE, title=f"{kind} ({height}x{width})")
         heat.update_layout(height=330, margin={"t": 40, "b": 10})
-        st.plotly_chart(heat, key=f"heat_{name}")
+        st.plotly_chart(sized(heat), key=f"heat_{name}")
     with picture:
         st.image(overlay(result.image, values), caption="overlaid on the image")
     with column:
@@ -136,7 +137,7 @@ grid = px.imshow(
 for annotation, channel in zip(grid.layout.annotations, block.top_channels, strict=False):
     annotation.text = f"channel {channel}"
 grid.update_layout(height=420)
-st.plotly_chart(grid, key="channels")
+st.plotly_chart(sized(grid), key="channels")
 
 # ------------------------------------------------------------------------------ statistics across depth
 st.subheader("Statistics across depth")
@@ -161,7 +162,7 @@ for column, measure in zip(
     data = stats.dropna(subset=[measure])
     line = px.line(data, x="depth", y=measure, color="image", hover_name="block", markers=True, title=measure)
     line.update_layout(height=300, margin={"t": 40, "b": 10}, showlegend=len(results) > 1)
-    column.plotly_chart(line, key=f"stat_{measure}")
+    column.plotly_chart(sized(line), key=f"stat_{measure}")
 st.caption(
     "Residual / shortcut: the size of what a residual block adds (after its scale) relative to what it receives. "
     "The paper scales residuals by 0.1 to 0.3 so that this stays small and training stays stable."
@@ -266,7 +267,7 @@ if stored and stored[0] == engine_key:
         f"CAMs at {checked_block})",
     )
     chart.update_layout(height=360, yaxis_range=[-1, 1], margin={"t": 50, "b": 10})
-    st.plotly_chart(chart, key="sanity_chart")
+    st.plotly_chart(sized(chart), key="sanity_chart")
     st.caption(
         "Spearman's rank correlation between each method's map with the weights randomised from the head down to "
         "that component and its map with the weights as they were: near 1, the map ignores the weights."

@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer.counting import KINDS, counts_table_rows, to_csv
 from explorer.pages._common import counts_of, published_checks, variant_sidebar
+from explorer.pages._present import sized
 from explorer.palette import COMPONENT_COLOURS
 from explorer.summary import shape_text
 
@@ -23,14 +24,34 @@ st.markdown(
     "last column says which. Change the variant or the number of blocks in the sidebar and every count follows."
 )
 
+# ?convention=KEY (the opening page's links): that row picked and highlighted; the pick goes back into the address.
+keys = [c.key for c in counts.conventions]
+names = [c.name for c in counts.conventions]
+asked = st.query_params.get("convention")
+if asked is not None and asked not in keys:
+    st.error(f"No convention called {asked!r}; the conventions are {', '.join(keys)}.", icon=":material/link_off:")
+elif asked is not None:
+    st.session_state["convention"] = names[keys.index(asked)]
+
+
+def _pick() -> None:
+    st.query_params["convention"] = keys[names.index(st.session_state["convention"])]
+
+
 answer = pd.DataFrame(
     [{"convention": c.name, "total": c.total, "reproduces": c.reproduces or "-"} for c in counts.conventions]
 )
-st.dataframe(answer, hide_index=True)
+picked = st.session_state.get("convention") if asked in keys else None
+st.dataframe(
+    answer.style.apply(
+        lambda row: ["background-color: rgba(255, 196, 0, 0.35)" if row["convention"] == picked else ""] * len(row),
+        axis=1,
+    ),
+    hide_index=True,
+)
 
-st.subheader("One convention, component by component")
-names = [c.name for c in counts.conventions]
-chosen_name = st.selectbox("Convention", names, key="convention")
+st.subheader("One convention, component by component", anchor="one-convention")
+chosen_name = st.selectbox("Convention", names, key="convention", on_change=_pick)
 chosen = counts.conventions[names.index(chosen_name)]
 st.markdown(f"**{chosen.name}**: {chosen.definition}")
 st.metric("Total", chosen.total)
@@ -50,7 +71,7 @@ bars = px.bar(
 bars.update_layout(
     showlegend=False, yaxis={"categoryorder": "array", "categoryarray": per_component["component"][::-1]}
 )
-st.plotly_chart(bars)
+st.plotly_chart(sized(bars))
 
 st.subheader("Layers by kind")
 table = pd.DataFrame(counts_table_rows(counts)).drop(columns=[c.name for c in counts.conventions])
@@ -78,7 +99,7 @@ stacked = px.bar(
     title="What each component is made of",
     category_orders={"component": [c.title for c in counts.components], "kind": list(KINDS.values())},
 )
-st.plotly_chart(stacked)
+st.plotly_chart(sized(stacked))
 
 reconciliations, claims = published_checks()
 

@@ -8,6 +8,7 @@ from explorer.experiments import Run, run_experiment, settings
 from explorer.images import load_image, sample_path, sample_paths
 from explorer.model import VARIANTS
 from explorer.pages._common import variant_sidebar, weights_in_use
+from explorer.pages._present import sized
 from explorer.weights import RANDOM, load_weights
 
 config = variant_sidebar()
@@ -79,7 +80,7 @@ growth = px.line(
     log_y=True,
     title="How large the activations are, block by block (log scale)",
 )
-st.plotly_chart(growth)
+st.plotly_chart(sized(growth))
 ratio = px.line(
     frame.dropna(subset=["residual / shortcut"]),
     x="depth",
@@ -89,7 +90,7 @@ ratio = px.line(
     log_y=True,
     title="What each residual block adds, relative to what it receives",
 )
-st.plotly_chart(ratio)
+st.plotly_chart(sized(ratio))
 
 last = {run.setting.label: run.blocks[-1].stats.std for run in runs}
 st.dataframe(

@@ -13,7 +13,7 @@ from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, load_image, sample_paths
 from explorer.inside import KINDS
 from explorer.model import ConvBnRelu
-from explorer.netmap import Layout, MapNode, drawing, figure, layout, resolve
+from explorer.netmap import Layout, MapNode, drawing, figure, layout, position_on, presentation_path, resolve
 from explorer.pages._common import (
     cached_inside,
     cached_trace,
@@ -27,6 +27,7 @@ from explorer.pages._common import (
     trace_of,
     variant_sidebar,
 )
+from explorer.pages._present import sized, step_controls
 from explorer.summary import shape_text
 
 config = variant_sidebar()
@@ -71,6 +72,13 @@ for column, (name, title) in zip(crumbs, node.trail, strict=False):
         go(name)
 crumbs[-1].markdown(f"**{node.title}**")
 
+if st.session_state.get("present", False):
+    # A presenter walks the network: the whole, each component, one block of each run, with big buttons.
+    path = presentation_path(model)
+    step_controls(
+        position_on(model, path, node), len(path), lambda i: go(path[i]), [resolve(model, p).title for p in path]
+    )
+
 
 @st.cache_data(show_spinner="Laying out the drawing with Graphviz...", max_entries=256)
 def drawn(variant: str, repeats: tuple[int, int, int], name: str) -> tuple[Layout, str]:
@@ -92,7 +100,7 @@ picture, detail = st.columns([3, 2], gap="large")
 with picture:
     laid_out, dot_source = drawn(config.variant, repeats, node.drawn)
     targets = [box.target for box in laid_out.boxes if box.target]
-    chart = figure(laid_out, node.name, {t: hover_text(t) for t in targets})
+    chart = sized(figure(laid_out, node.name, {t: hover_text(t) for t in targets}))
     event = st.plotly_chart(
         chart,
         on_select="rerun",

@@ -9,6 +9,7 @@ from explorer.heatmaps import COLOUR_SCALE
 from explorer.images import load_image, sample_path, sample_paths
 from explorer.inference import Engine, InferenceResult
 from explorer.pages._common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
+from explorer.pages._present import sized, step_controls
 from explorer.summary import shape_text
 
 # Each step: (component key, the text for students, for Inception-v4 where it differs, words of claims to show).
@@ -86,13 +87,40 @@ st.markdown(
     "The paper's story in seven steps, told on the network chosen in the sidebar. Every number, shape and "
     "picture comes from the code; the maps come from the image you pick."
 )
-left, right = st.columns([3, 1])
 titles = {c.key: c.title.rsplit(" x", 1)[0] for c in counts.components}
 options = [f"{i}. {titles.get(key, key)}" for i, (key, *_) in enumerate(STEPS, start=1)]
 # One slider per kind of network: its step names differ (Inception-ResNet-A, Inception-A).
-step = left.select_slider("Step", options=options, key="tour_step" if config.residual else "tour_step_v4")
+slider = "tour_step" if config.residual else "tour_step_v4"
+
+# The step is in the address (?step=3), so a teacher's link opens the same step on every phone: the address
+# sets the slider before it is drawn, and the slider and the buttons write the address.
+asked = st.query_params.get("step")
+if asked is not None:
+    if asked.isdigit() and 1 <= int(asked) <= len(options):
+        if st.session_state.get(slider) != options[int(asked) - 1]:  # a link or a button, not the slider
+            st.session_state[slider] = options[int(asked) - 1]
+    else:
+        st.error(
+            f"?step={asked} is not a step of the tour: there are steps 1 to {len(options)}.", icon=":material/link_off:"
+        )
+position = options.index(st.session_state.get(slider, options[0]))
+st.query_params["step"] = str(position + 1)
+
+
+def _slid() -> None:
+    st.query_params["step"] = str(options.index(st.session_state[slider]) + 1)
+
+
+def go_to(index: int) -> None:
+    st.query_params["step"] = str(index + 1)
+    st.rerun()
+
+
+left, right = st.columns([3, 1])
+left.select_slider("Step", options=options, key=slider, on_change=_slid)
 sample = right.selectbox("Image", [p.stem for p in sample_paths()], key="tour_sample")
-key, text, text_v4, claim_words = STEPS[options.index(step)]
+step_controls(position, len(options), go_to, [o.split(". ", 1)[1] for o in options])
+key, text, text_v4, claim_words = STEPS[position]
 component = next((c for c in counts.components if c.key == key), None)
 if component is None:
     st.info(f"The {config.variant} network has no such component.")
@@ -128,8 +156,8 @@ with maps_column:
     if maps:
         chosen = maps[len(maps) // 2]
         figure = px.imshow(chosen.mean, color_continuous_scale=COLOUR_SCALE, title=f"{chosen.name}: channel mean")
-        figure.update_layout(height=330, margin={"t": 40, "b": 10})
-        st.plotly_chart(figure)
+        figure.update_layout(margin={"t": 40, "b": 10})
+        st.plotly_chart(sized(figure, height=330))
         st.image(result.image, caption=f"{sample}: what the network sees", width=220)
 
 _, claims = published_checks()

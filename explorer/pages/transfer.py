@@ -8,6 +8,7 @@ from torch import Tensor
 from explorer.images import ImageError, load_image, sample_path, sample_paths
 from explorer.inference import Engine
 from explorer.pages._common import UPLOAD_TYPES, engine_of, image_digest, variant_sidebar, weights_in_use
+from explorer.pages._present import sized
 from explorer.summary import shape_text
 from explorer.transfer import (
     MAX_CLASSES,
@@ -133,7 +134,7 @@ if trained:
         title="Training loss of the new head (full batch, Adam)",
     )
     curve.update_layout(height=300, margin={"t": 40, "b": 10})
-    st.plotly_chart(curve)
+    st.plotly_chart(sized(curve))
     if trained["outcomes"]:
         st.metric(
             "Leave-one-out accuracy",

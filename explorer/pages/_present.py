@@ -15,13 +15,17 @@ import streamlit as st
 
 ON, OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 
-# The sidebar and its button gone, the big step buttons, and on a projector-sized screen the root type 1.4x
-# as large (Streamlit sizes in rem); a phone opening the teacher's link keeps its own size.
+# On a projector-sized screen: the sidebar and its button gone (the pages are listed along the top) and the
+# root type 1.4x as large (Streamlit sizes in rem). A phone opening the teacher's link keeps its own type and
+# its collapsed sidebar, where Streamlit puts the page list on a narrow screen. Everywhere: big step buttons,
+# less space above the content, the way out pinned to the top bar.
 PRESENTER_CSS = """
 <style>
-@media (min-width: 900px) { html { font-size: 22px; } }
-section[data-testid="stSidebar"], div[data-testid="stSidebarCollapsedControl"],
-button[data-testid="stExpandSidebarButton"] { display: none !important; }
+@media (min-width: 900px) {
+  html { font-size: 22px; }
+  section[data-testid="stSidebar"], div[data-testid="stSidebarCollapsedControl"],
+  button[data-testid="stExpandSidebarButton"] { display: none !important; }
+}
 div[class*="st-key-step_"] button { min-height: 3.2rem; font-size: 1.35rem; width: 100%; }
 div[data-testid="stMainBlockContainer"] { padding-top: 4.5rem; }
 .st-key-leave_present { position: fixed; top: 0.6rem; right: 3.5rem; width: auto !important; z-index: 1000000; }

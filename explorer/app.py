@@ -12,6 +12,7 @@ in the background where the weights are not cached yet).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -53,9 +54,17 @@ def navigation() -> None:
 
 
 def _warm_up() -> None:
-    from explorer.pages._common import server_defaults  # imports torch: off the server's start
+    from explorer.model import make_config  # imports torch: off the server's start
+    from explorer.pages._common import published_checks, server_defaults, summary_of
 
     server_defaults()  # starts loading; it reports on the console itself
+    # The opening page's answer and summary (every variant counted), ready before the first visitor. The
+    # caches' spinners look for a session this thread has not got, and say so: not worth a line on the console.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+        lambda record: record.threadName != "explorer-warm-up"
+    )
+    published_checks()
+    summary_of(make_config("released"))
 
 
 @contextlib.asynccontextmanager

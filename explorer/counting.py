@@ -13,6 +13,7 @@ whole.
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,13 +75,37 @@ class Operation:
     shape: tuple[int, ...] | None = None  # output shape, when traced with shapes
 
 
+class _ThreadConfinedTracer(fx.Tracer):
+    """A torch.fx tracer that traces only its own thread's calls.
+
+    While it traces, torch.fx replaces ``nn.Module.__call__`` and ``__getattr__`` for the whole process.
+    Without this, a session's forward pass on the shared engine in another thread would be sent to the
+    tracer and fail ("module is not installed as a submodule"). Calls from other threads pass straight
+    through.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = threading.get_ident()
+
+    def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> object:
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: object, parameter_proxy_cache: dict) -> object:
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
 def trace_operations(model: InceptionNetwork, with_shapes: bool = False) -> list[Operation]:
     """The forward pass as operations in execution order, each with its kind and component.
 
     ``with_shapes`` also runs the trace on a ``meta`` input of the config's size (no arithmetic,
     a few seconds) to record every operation's output shape.
     """
-    graph = fx.symbolic_trace(model)
+    graph = fx.GraphModule(model, _ThreadConfinedTracer().trace(model), type(model).__name__)
     if with_shapes:
         size = model.config.input_size
         ShapeProp(graph).propagate(torch.empty(1, model.config.in_channels, size, size, device="meta"))

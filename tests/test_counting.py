@@ -232,3 +232,41 @@ def test_cli_claims_and_bad_input():
     assert len(data["claims"]) >= 10 and len(data["published_figures"]) == 6
     bad = run_cli("counts", "--format", "xml")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_tracing_leaves_other_threads_forward_passes_alone():
+    """torch.fx patches nn.Module for the whole process while it traces: a session's forward pass in another
+    thread must still run as itself (the server counts a variant while another session runs an image)."""
+    import threading
+
+    import torch
+
+    from explorer.images import load_image
+    from explorer.inference import Engine
+    from explorer.weights import WeightsInfo
+    from tests.conftest import SAMPLES
+
+    engine = Engine(build_model("released", seed=1), WeightsInfo("r", random=True), device="cpu")
+    image = load_image(SAMPLES / "cat.jpg").image
+    expected = engine.block_inputs(image)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def trace_repeatedly() -> None:
+        try:
+            while not done.is_set():
+                trace_operations(build_model("paper-v1", device="meta"))
+        except BaseException as error:  # reported below, in the test's own thread
+            failures.append(error)
+
+    tracer = threading.Thread(target=trace_repeatedly)
+    tracer.start()
+    try:
+        for _ in range(3):
+            got = engine.block_inputs(image)
+            for name in expected:
+                torch.testing.assert_close(got[name], expected[name])
+    finally:
+        done.set()
+        tracer.join(120)
+    assert not failures, failures

@@ -320,8 +320,8 @@ def _explain(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from explorer.attribution import METHODS, Settings, check_request, display
-    from explorer.heatmaps import overlay, png_bytes
+    from explorer.attribution import METHODS, Settings, check_request, display, thumbnail
+    from explorer.heatmaps import colourise, overlay, png_bytes
     from explorer.images import load_image
 
     methods = args.method or list(METHODS)
@@ -345,6 +345,10 @@ def _explain(args: argparse.Namespace) -> int:
         for found in attributions:
             np.save(folder / f"{found.method}.npy", found.heatmap.astype(np.float32))
             (folder / f"{found.method}.png").write_bytes(png_bytes(overlay(crop, display(found.heatmap))))
+            if sanity is not None:  # the original map, then each step's, left to right
+                maps = [thumbnail(found.heatmap), *(s.thumbnail for s in sanity[found.method])]
+                strip = np.hstack([display(m) for m in maps])  # each map on its own scale, as the page shows them
+                (folder / f"{found.method}-sanity.png").write_bytes(png_bytes(colourise(strip)))
     if args.format == "json":
         document: dict[str, object] = {"image": args.image, "methods": [a.to_json() for a in attributions]}
         if sanity is not None:

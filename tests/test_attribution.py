@@ -11,9 +11,10 @@ import threading
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
-from explorer.attribution import METHODS, Settings, rank_correlation
+from explorer.attribution import METHODS, THUMBNAIL, Settings, rank_correlation, thumbnail
 from explorer.images import load_image
 from explorer.inference import Engine
 from explorer.model import build_model
@@ -78,6 +79,12 @@ def test_the_sanity_check_tells_grad_cam_follows_the_model(engine, cat):
     assert titles[0] == "Head (pool, dropout, FC)" and titles[-1] == "Stem"
     assert min(s.spearman for s in steps["grad-cam"]) < 0.5  # randomised weights, another map
     assert all(-1 <= s.spearman <= 1 for s in steps["saliency"])
+    # each step keeps its map (shrunk): the last one, everything random, is not the original's
+    last = steps["grad-cam"][-1].thumbnail
+    assert last.shape == (THUMBNAIL, THUMBNAIL) and last.dtype == np.float32
+    assert rank_correlation(last, thumbnail(original["grad-cam"].heatmap)) == pytest.approx(
+        steps["grad-cam"][-1].spearman, abs=0.25
+    )
     again = engine.explain(cat, "grad-cam", settings=FAST)  # the check randomised a copy, not the engine's
     np.testing.assert_array_equal(again.heatmap, original["grad-cam"].heatmap)
     assert hooks(engine.source) == 0
@@ -137,6 +144,8 @@ def test_cli_explain_json_sanity_and_files(tmp_path):
     raw = np.load(tmp_path / "occlusion.npy")
     assert raw.shape == (299, 299) and raw.dtype == np.float32
     assert (tmp_path / "grad-cam.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(tmp_path / "grad-cam-sanity.png") as strip:  # the original, then the 9 steps
+        assert strip.size == (10 * THUMBNAIL, THUMBNAIL)
 
 
 @pytest.mark.parametrize(

@@ -138,8 +138,10 @@ def test_activations_page_runs_a_sample():
     page.button[0].click().run()  # the sanity check
     assert not page.exception
     assert page.get("plotly_chart")[-1].proto.spec and "sanity" in page.session_state
-    steps = page.session_state["sanity"][4]["grad-cam"]
+    steps = page.session_state["sanity"][5]["grad-cam"]
     assert len(steps) == 9 and steps[0].randomised_from == "Head (pool, dropout, FC)"
+    pictures = image_captions(page)  # each step's map, after the original
+    assert "grad-cam: original" in pictures and any(c.startswith("Stem (") for c in pictures)
     page.toggle(key="compare").set_value(True).run()
     assert not page.exception
     assert sum(f"On **cpu ({CPU_PRECISION})** in" in c.value for c in page.caption) == 2  # two images side by side
@@ -274,6 +276,11 @@ def test_map_opens_the_block_in_the_link_with_its_inside():
     pictures = image_captions(page)
     assert any(c.startswith("grad-cam: why '") for c in pictures)
     assert any(c.startswith("guided-grad-cam: why '") for c in pictures)
+    page.multiselect(key="map_explain_methods").set_value(["grad-cam", "saliency"]).run()
+    assert not page.exception
+    pictures = image_captions(page)
+    assert any(c.startswith("saliency: why '") for c in pictures)
+    assert not any(c.startswith("guided-grad-cam: why '") for c in pictures)
 
 
 def test_map_of_inception_v4_opens_its_components():

@@ -9,7 +9,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from explorer.attribution import DEFAULTS, METHODS, Attribution, Settings, display
+from explorer.attribution import DEFAULTS, METHODS, THUMBNAIL, Attribution, Settings, display, thumbnail
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, LoadedImage, load_image
 from explorer.inference import InferenceResult
@@ -246,10 +246,11 @@ if st.button("Run the sanity check", icon=":material/fact_check:", disabled=not 
         load_image(data).image, methods, block_name, class_index, settings, lambda f, t: bar.progress(f, text=t)
     )
     bar.empty()
-    st.session_state["sanity"] = (engine_key, name, block_name, class_index, steps)
+    originals = {method: thumbnail(found.heatmap) for method, found in original.items()}
+    st.session_state["sanity"] = (engine_key, name, block_name, class_index, originals, steps)
 stored = st.session_state.get("sanity")
 if stored and stored[0] == engine_key:
-    _, checked_image, checked_block, checked_class, steps = stored
+    _, checked_image, checked_block, checked_class, originals, steps = stored
     frame = pd.DataFrame(
         [
             {"method": method, "step": i + 1, "randomised down to": s.randomised_from, "rank correlation": s.spearman}
@@ -272,3 +273,10 @@ if stored and stored[0] == engine_key:
         "Spearman's rank correlation between each method's map with the weights randomised from the head down to "
         "that component and its map with the weights as they were: near 1, the map ignores the weights."
     )
+    st.markdown("**Each map at each step** (left: the weights as they were; then randomised down to ...)")
+    for method, found in steps.items():
+        st.image(
+            [colourise(display(originals[method])), *(colourise(display(s.thumbnail)) for s in found)],
+            caption=[f"{method}: original", *(f"{s.randomised_from} ({s.spearman:+.2f})" for s in found)],
+            width=THUMBNAIL,
+        )

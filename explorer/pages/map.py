@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 from torch import nn
 
-from explorer.attribution import display
+from explorer.attribution import CAM_METHODS, METHODS, display
 from explorer.counting import RULES, counts_within
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, load_image, sample_paths
@@ -271,17 +271,29 @@ with live:
                     go(part.name)
         shown = next((p for p, _ in inside if p.name == node.name), inside[-1][0])
         big_maps(shown, shown.name)
-        if st.toggle(f"Why did it say that? Grad-CAM and Guided Grad-CAM at {node.block}", key="map_explain"):
+        if st.toggle(f"Why did it say that? Attribution maps, the CAMs at {node.block}", key="map_explain"):
+            methods = st.multiselect(
+                "Methods",
+                list(METHODS),
+                default=list(CAM_METHODS),
+                key="map_explain_methods",
+                help="Grad-CAM and Guided Grad-CAM look at this block; the others at the input, whatever the block.",
+            )
             explained = st.session_state.setdefault("map_attributions", {})
-            for column, method in zip(st.columns(2), ("grad-cam", "guided-grad-cam"), strict=True):
+            crop, _ = engine.prepare(image.image)
+            for column, method in zip(st.columns(max(len(methods), 1)), methods, strict=False):
                 key = (engine_key, digest, method, node.block)
                 if key not in explained:
-                    with st.spinner(f"{method} at {node.block}..."):
-                        explained[key] = engine.explain(image.image, method, node.block)
+                    while len(explained) >= 24:  # the oldest go first
+                        explained.pop(next(iter(explained)))
+                    bar = column.progress(0.0, text=f"{method}...")
+                    explained[key] = engine.explain(
+                        image.image, method, node.block, progress=lambda f, t, bar=bar: bar.progress(f, text=t)
+                    )
+                    bar.empty()
                 found = explained[key]
-                crop, _ = engine.prepare(image.image)
                 column.image(
                     overlay(crop, display(found.heatmap)),
                     caption=f"{method}: why '{found.label}', {found.seconds:.2f} s",
                 )
-            st.caption("More methods and the sanity check: the Activations page, Why did it say that?")
+            st.caption("The class, the settings and the sanity check: the Activations page, Why did it say that?")

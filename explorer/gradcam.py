@@ -31,8 +31,13 @@ def grad_cam(
     if not 0 <= index < logits.shape[1]:
         raise ValueError(f"class {index} is outside 0..{logits.shape[1] - 1}")
     cam = LayerGradCam(model, model.get_submodule(block)).attribute(x, target=index, relu_attributions=True).detach()
+    return packed(cam, logits, index, block, label, x.shape[-1])
+
+
+def packed(cam: Tensor, logits: Tensor, index: int, block: str, label: Callable[[int], str], size: int) -> GradCam:
+    """A block's class activation map (1, 1, h, w) as the page shows it: enlarged to the input's ``size`` and
+    scaled to its peak, with the class's probability."""
     with torch.no_grad():
-        size = x.shape[-1]
         upsampled = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
         peak = upsampled.max()
         normalised = upsampled / peak if peak > 0 else upsampled

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from explorer.gradcam import packed
 from explorer.model import InceptionNetwork
 from explorer.results import GradCam
 
@@ -34,16 +35,4 @@ def reference_grad_cam(
     with torch.no_grad():
         weights = gradient.mean((2, 3), keepdim=True)
         cam = F.relu((weights * activation).sum(1, keepdim=True))
-        size = x.shape[-1]
-        upsampled = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
-        peak = upsampled.max()
-        normalised = upsampled / peak if peak > 0 else upsampled
-        probability = float(logits[0].float().softmax(0)[index])
-    return GradCam(
-        block=block,
-        class_index=index,
-        label=label(index),
-        probability=probability,
-        cam=cam[0, 0].float().cpu().numpy(),
-        heatmap=normalised.float().cpu().numpy(),
-    )
+    return packed(cam, logits, index, block, label, x.shape[-1])  # the packing is shared; the CAM is not

@@ -21,6 +21,14 @@ def param(page: AppTest, name: str) -> str | None:
     return value[0] if isinstance(value, list) else value
 
 
+def opened(page: str, **params: str) -> AppTest:
+    """A page run as a link with these query parameters opens it."""
+    test = AppTest.from_file(str(PAGES / page), default_timeout=300)
+    for name, value in params.items():
+        test.query_params[name] = value
+    return test.run()
+
+
 def metrics(page: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in page.metric}
 
@@ -63,24 +71,18 @@ def test_opening_page_figures_follow_the_released_blocks_and_name_what_they_repr
 
 
 def test_counts_page_opens_on_the_convention_in_the_link():
-    page = AppTest.from_file(str(PAGES / "counts.py"), default_timeout=300)
-    page.query_params["convention"] = "weighted_layers"
-    page.run()
+    page = opened("counts.py", convention="weighted_layers")
     assert not page.exception and not page.error
     assert page.selectbox(key="convention").value == "Layers with weights (Keras 'Depth')"
     assert any("449" in str(m.value) for m in page.metric)
     page.selectbox(key="convention").set_value("Convolutions").run()
     assert param(page, "convention") == "conv_layers"  # the pick goes back into the address
-    bad = AppTest.from_file(str(PAGES / "counts.py"), default_timeout=300)
-    bad.query_params["convention"] = "floors"
-    bad.run()
+    bad = opened("counts.py", convention="floors")
     assert not bad.exception and "No convention called 'floors'" in bad.error[0].value
 
 
 def test_tour_step_is_in_the_address_and_the_buttons_move_it():
-    page = AppTest.from_file(str(PAGES / "tour.py"), default_timeout=300)
-    page.query_params["step"] = "3"
-    page.run()
+    page = opened("tour.py", step="3")
     assert not page.exception and not page.error
     assert page.select_slider(key="tour_step").value == "3. Reduction-A"
     assert "Reduction-A" in [h.value for h in page.subheader]
@@ -92,9 +94,7 @@ def test_tour_step_is_in_the_address_and_the_buttons_move_it():
     page.select_slider(key="tour_step").set_value(page.select_slider(key="tour_step").options[-1]).run()
     assert param(page, "step") == "7" and page.button(key="step_next").disabled
     for bad in ("0", "8", "two"):
-        wrong = AppTest.from_file(str(PAGES / "tour.py"), default_timeout=300)
-        wrong.query_params["step"] = bad
-        wrong.run()
+        wrong = opened("tour.py", step=bad)
         assert not wrong.exception and f"?step={bad} is not a step of the tour" in wrong.error[0].value
 
 

@@ -213,9 +213,13 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rank correlation of two maps (the sanity check's measure of resemblance)."""
 
     def ranks(values: np.ndarray) -> np.ndarray:
-        order = values.ravel().argsort(kind="stable")
-        out = np.empty(order.size, dtype=np.float64)
-        out[order] = np.arange(order.size)
+        # Tied values share their average rank: a CAM is mostly zeros, and ranking those by position would
+        # make any two such maps look alike.
+        flat = values.ravel()
+        order = flat.argsort(kind="stable")
+        _, first, counts = np.unique(flat[order], return_index=True, return_counts=True)
+        out = np.empty(flat.size, dtype=np.float64)
+        out[order] = np.repeat(first + (counts - 1) / 2.0, counts)
         return out
 
     if np.ptp(a) == 0 or np.ptp(b) == 0:  # a flat map (a dead class signal) resembles nothing

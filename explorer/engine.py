@@ -4,7 +4,7 @@ An :class:`Engine` runs an inference copy of the network (explorer.fastpath): on
 captured as a CUDA graph (explorer.capture) and replayed under a lock; on a CPU, block by block
 (explorer.pipeline.streamed_pipeline), in bf16 where the CPU computes it natively. Each call returns an
 :class:`~explorer.results.InferenceResult` made of plain values. It also opens blocks (explorer.inside)
-and computes Grad-CAM (explorer.gradcam) on the model as built.
+and computes attribution maps (explorer.attribution, through Captum) on a private copy of the model as built.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Engine:
     The model is an inference copy (:func:`explorer.fastpath.inference_copy`: batch norms folded,
     each residual block's parallel 1x1 heads merged into one conv; the same block outputs from
     fewer kernels). On a GPU it runs channels-last in bf16 through a CUDA graph captured at
-    start-up (the warm-up); on the CPU, eagerly in float32. Both run :func:`pipeline`.
+    start-up (the warm-up); on the CPU, block by block, in bf16 where the CPU computes it natively.
     """
 
     def __init__(
@@ -120,6 +120,7 @@ class Engine:
         self._graphs: dict[int, CapturedPipeline] = {}
         self._lock = threading.Lock()
         self._explain_lock = threading.Lock()
+        self._sanity_lock = threading.Lock()
         self._explainer: InceptionNetwork | None = None  # the private copy for attribution, made on first use
         self._upgrades: dict[int, threading.Thread] = {}  # batch size -> its compile, in the background
         self.compiled: set[int] = set()  # batch sizes whose compiled graph is in place
@@ -328,10 +329,16 @@ class Engine:
         settings: Settings = DEFAULTS,
         progress: Progress | None = None,
     ) -> tuple[dict[str, Attribution], dict[str, list[SanityStep]]]:
-        """The cascading-randomisation check for some methods on one image (on a copy it randomises)."""
+        """The cascading-randomisation check for some methods on one image.
+
+        It randomises a copy of its own, so it leaves the attribution copy to other callers; checks run one at a
+        time, each copy holding the model's memory for their seconds.
+        """
         _, x = self.prepare(image)
-        with self._explaining() as model:
-            return sanity_check(model, x.to(self.device), methods, self.label, block, class_index, settings, progress)
+        with self._sanity_lock, self._gpu():
+            return sanity_check(
+                self.source, x.to(self.device), methods, self.label, block, class_index, settings, progress
+            )
 
     @contextlib.contextmanager
     def _explaining(self) -> Iterator[InceptionNetwork]:

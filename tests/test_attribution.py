@@ -123,6 +123,13 @@ def test_rank_correlation_is_spearmans():
     assert rank_correlation(a, a**3) == pytest.approx(1.0)
     assert rank_correlation(a, -a) == pytest.approx(-1.0)
     assert rank_correlation(a, np.zeros_like(a)) == 0.0  # a flat map resembles nothing
+    # ties take their average rank: worked by hand, ranks (1.5, 1.5, 1.5, 1.5, 4) against (4, 1.5, ...) give -0.25
+    assert rank_correlation(np.array([0.0, 0, 0, 0, 1]), np.array([1.0, 0, 0, 0, 0])) == pytest.approx(-0.25)
+    # two maps lit in different places, dark elsewhere, do not resemble each other (ranked by position, the
+    # shared zeros would make them correlate at about +0.94)
+    one, other = np.zeros(100), np.zeros(100)
+    one[99], other[0] = 1.0, 1.0
+    assert rank_correlation(one, other) == pytest.approx(-0.0101, abs=1e-4)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

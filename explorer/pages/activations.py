@@ -273,10 +273,14 @@ if stored and stored[0] == engine_key:
         "Spearman's rank correlation between each method's map with the weights randomised from the head down to "
         "that component and its map with the weights as they were: near 1, the map ignores the weights."
     )
-    st.markdown("**Each map at each step** (left: the weights as they were; then randomised down to ...)")
+    st.markdown(
+        "**Each map at each step**: left, the weights as they were; then randomised down to each component, "
+        "with the rank correlation in brackets."
+    )
     for method, found in steps.items():
-        st.image(
+        st.markdown(f"*{method}*")
+        st.image(  # ten across a desk screen's main column; a phone wraps them
             [colourise(display(originals[method])), *(colourise(display(s.thumbnail)) for s in found)],
-            caption=[f"{method}: original", *(f"{s.randomised_from} ({s.spearman:+.2f})" for s in found)],
-            width=THUMBNAIL,
+            caption=["original", *(f"{s.randomised_from} ({s.spearman:+.2f})" for s in found)],
+            width=THUMBNAIL * 3 // 4,
         )

@@ -55,6 +55,9 @@ def test_opening_page_answers_with_the_quoted_figures_of_the_variant(variant):
     keys = ["longest_conv_fc_path", "conv_layers", "weighted_layers", "keras_layers"]
     assert [q for page, q in links if "convention=" in q] == [f"convention={k}" for k in keys]
     assert all(page.endswith("counts") for page, q in links if "convention=" in q), links
+    if variant == "paper-v2":  # never published trained: the Weights box says which networks were
+        said = " ".join(c.value for c in app.sidebar.caption)
+        assert "Real weights exist for released (10/20/10 blocks) and inception-v4 (4/7/3 blocks)" in said
     why = " ".join(i.value for i in app.info)
     assert "And 164?" in why and "176" in why  # the figure nobody can reproduce, and why not
 

@@ -176,9 +176,11 @@ def weights_sidebar(config: NetworkConfig) -> None:
     """The weights picker: random, a file from the server's weights folder, or a Hub download."""
     with st.sidebar.expander("Weights", expanded=weights_in_use(config) == RANDOM):
         if not trainable(config):
+            published = [v for v in VARIANTS if hub_tags_for(v)]
             st.caption(
-                "Real weights exist for the released network (10/20/10 blocks) and Inception-v4 (4/7/3); "
-                "this runs on random ones."
+                "Real weights exist for "
+                + " and ".join(f"{v} ({'/'.join(map(str, VARIANTS[v].repeats.as_tuple()))} blocks)" for v in published)
+                + "; this runs on random ones."
             )
             return
         if config.variant == "released":

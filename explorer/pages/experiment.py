@@ -29,6 +29,7 @@ st.markdown(
     "and unscaled). Watch how big the activations grow with depth, and how much each block adds compared "
     "with what it receives."
 )
+released_a = VARIANTS["released"].scales.a
 with st.expander("What one forward pass can show, and what it cannot", expanded=True):
     st.markdown(
         "- **It can show** the mechanism the paper points at: without scaling, each residual adds about as much "
@@ -36,7 +37,8 @@ with st.expander("What one forward pass can show, and what it cannot", expanded=
         "- **It cannot show** training instability itself. The paper's claim is about training: unscaled "
         "networks 'died' (their outputs went to zeros) after tens of thousands of steps. That needs gradients "
         "and many updates, not one image through fixed weights.\n"
-        "- **Without shortcuts, scaled**: the signal shrinks by the scale at every block (0.17 x 0.17 x ...), so "
+        "- **Without shortcuts, scaled**: the signal shrinks by the scale at every block "
+        f"({released_a} x {released_a} x ... on the A blocks), so "
         "that curve shows the scale, not the missing shortcut. **Without shortcuts, unscaled** is the fair "
         "comparison: a plain Inception network made of the same blocks, with the same weights."
     )

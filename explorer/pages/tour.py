@@ -13,60 +13,61 @@ from explorer.pages._present import sized, step_controls
 from explorer.summary import shape_text
 
 # Each step: (component key, the text for students, for Inception-v4 where it differs, words of claims to show).
+# {input}, {grid}, {channels} and {classes} are filled in from the network: the component's output, the input size.
 STEPS = (
     (
         "stem",
-        "Plain convolutions and poolings shrink the 299x299 photo to a 35x35 grid. Strided and 'valid' "
+        "Plain convolutions and poolings shrink the {input}x{input} photo to a {grid} grid. Strided and 'valid' "
         "convolutions lose the border; the channels grow from 3 to a few hundred. No residuals yet. The "
         "released network then runs Mixed_5b, one Inception block without a residual, drawn below the stem.",
         "Plain convolutions, then three branching steps (a pool beside a strided conv, two conv towers, a "
-        "strided conv beside a pool) shrink the 299x299 photo to a 35x35 grid of 384 channels.",
+        "strided conv beside a pool) shrink the {input}x{input} photo to a {grid} grid of {channels} channels.",
         ("breakdown",),
     ),
     (
         "block_a",
-        "On the 35x35 grid, three branches (1x1; 1x1 then 3x3; 1x1 then two 3x3) look at the input at "
+        "On the {grid} grid, three branches (1x1; 1x1 then 3x3; 1x1 then two 3x3) look at the input at "
         "different scales. Their outputs are concatenated, widened back by a 'linear' 1x1 convolution "
         "(no batch norm, no ReLU), scaled down and added to the block's input: a residual connection.",
-        "On the 35x35 grid, four branches (1x1; 1x1 then 3x3; 1x1 then two 3x3; average pool then 1x1) look "
+        "On the {grid} grid, four branches (1x1; 1x1 then 3x3; 1x1 then two 3x3; average pool then 1x1) look "
         "at the input at different scales, and their outputs are concatenated. No residual connection: the "
         "block's input reaches the next block only through its branches.",
         ("repeated 5, 10 and 5", "filter expansion", "scaled by about"),
     ),
     (
         "reduction_a",
-        "A reduction block halves the grid to 17x17 with stride-2 convolutions and a max pool side by side, "
+        "A reduction block halves the grid to {grid} with stride-2 convolutions and a max pool side by side, "
         "and concatenates them, so the channels grow while the grid shrinks. No residual connection here.",
         None,
         ("same reduction blocks",),
     ),
     (
         "block_b",
-        "On the 17x17 grid, a 7x7 view is built from a 1x7 and a 7x1 convolution (cheaper than 7x7). With "
+        "On the {grid} grid, a 7x7 view is built from a 1x7 and a 7x1 convolution (cheaper than 7x7). With "
         "over a thousand channels, the residual scale matters most here.",
-        "On the 17x17 grid, 7x7 views are built from 1x7 and 7x1 convolutions (cheaper than 7x7), one branch "
+        "On the {grid} grid, 7x7 views are built from 1x7 and 7x1 convolutions (cheaper than 7x7), one branch "
         "stacking two such pairs; four branches concatenated.",
         ("not used after the summations",),
     ),
     (
         "reduction_b",
-        "Down to an 8x8 grid: three stride-2 convolution branches and a max pool, concatenated.",
-        "Down to an 8x8 grid: two stride-2 convolution branches (one through a 1x7 and 7x1 pair) and a max "
+        "Down to the {grid} grid: three stride-2 convolution branches and a max pool, concatenated.",
+        "Down to the {grid} grid: two stride-2 convolution branches (one through a 1x7 and 7x1 pair) and a max "
         "pool, concatenated.",
         (),
     ),
     (
         "block_c",
-        "On the 8x8 grid, 1x3 and 3x1 convolutions. In the released network the last C block adds its "
+        "On the {grid} grid, 1x3 and 3x1 convolutions. In the released network the last C block adds its "
         "residual unscaled and has no ReLU.",
-        "On the 8x8 grid, two branches end in a split pair: a 1x3 and a 3x1 convolution side by side on the "
-        "same input, both kept. Six outputs are concatenated into 1,536 channels.",
+        "On the {grid} grid, two branches end in a split pair: a 1x3 and a 3x1 convolution side by side on the "
+        "same input, both kept. Six outputs are concatenated into {channels} channels.",
         ("Batch normalisation is used within",),
     ),
     (
         "head",
         "Global average pooling turns each channel into one number, dropout (in training) and one fully "
-        "connected layer give the 1,000 class scores. Then the question of how many layers that was.",
+        "connected layer give the {classes} class scores. Then the question of how many layers that was.",
         None,
         ("about 164 layers",),
     ),
@@ -127,7 +128,16 @@ if component is None:
     st.stop()
 
 st.subheader(component.title)
-st.markdown(text if config.residual or text_v4 is None else text_v4)
+# The step texts' sizes are filled in from the network as built: its input, this component's output.
+shape = component.output_shape  # (1, C, H, W); the head's (1, classes)
+st.markdown(
+    (text if config.residual or text_v4 is None else text_v4).format(
+        input=config.input_size,
+        grid="x".join(map(str, shape[2:])),
+        channels=f"{shape[1]:,}",
+        classes=f"{config.num_classes:,}",
+    )
+)
 kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in component.kinds.items() if n)
 st.markdown(
     f"**Output** {shape_text(component.output_shape)} · **parameters** {component.params:,} "

@@ -8,7 +8,10 @@ address in a fresh session, ``--visits`` times: the first visit finds the server
 that page, later ones warm. Reports the seconds from navigation to the page having settled (the
 server's script run and the browser's drawing; the browser shares the cores), the engine's time per
 image in this process (the six samples, three rounds, median), and the server's memory: resident
-after start-up, after the visits, and its peak. Traffic stays on 127.0.0.1.
+after start-up, after the visits, and its peak. Then three sessions on the Activations page each slide
+a block slider through ``--sliders`` settings (30 networks in all, each an engine of its own) and the
+server's peak memory is reported again: the engine pool's budget (explorer.engine_pool) bounds it.
+Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -57,9 +60,41 @@ def per_image_ms(engine: Engine, rounds: int = 3) -> float:
     return statistics.median(times)
 
 
+def slide_blocks(browser, port: int, sessions: int, settings: int, server_pid: int) -> dict[str, object]:
+    """``sessions`` sessions on the Activations page, each moving another block slider (A, B, C) down one
+    notch at a time through ``settings`` settings, in turns: every setting is a network of its own, with an
+    engine of its own. Returns the seconds per setting and the server's memory."""
+    from tests.test_browser import settle
+
+    tabs = []
+    for index in range(sessions):
+        tab = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        tab.goto(f"http://127.0.0.1:{port}/activations")
+        settle(tab, timeout=600)
+        tab.get_by_text("Blocks of each type").first.click()
+        slider = tab.locator("[data-testid='stSidebar'] [role='slider']").nth(index % 3)
+        slider.wait_for()
+        tabs.append((tab, slider))
+    seconds = []
+    for _ in range(settings):
+        start = time.monotonic()
+        for _, slider in tabs:
+            slider.focus()
+            slider.press("ArrowLeft")  # one block fewer: another network
+        for tab, _ in tabs:
+            settle(tab, timeout=600)
+        seconds.append(time.monotonic() - start)
+    memory = memory_mb(server_pid)
+    values = [int(slider.get_attribute("aria-valuenow") or 0) for _, slider in tabs]
+    for tab, _ in tabs:
+        tab.context.close()
+    return {"seconds per setting (all sessions)": seconds, "last block counts": values, **memory}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--visits", type=int, default=2)
+    parser.add_argument("--sliders", type=int, default=10, help="settings each of three sessions slides through")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -92,11 +127,16 @@ def main() -> None:
                     settle(tab, timeout=600)
                     seconds[name].append(time.monotonic() - start)
                     context.close()
+            memory = memory_mb(server.pid)
+            report["memory after every page MB"] = memory["VmRSS"]
+            report["peak memory MB"] = memory["VmHWM"]
+            if args.sliders:
+                slid = slide_blocks(browser, port, 3, args.sliders, server.pid)
+                report["sliders: three sessions, seconds per setting"] = slid["seconds per setting (all sessions)"]
+                report["sliders: memory after MB"] = slid["VmRSS"]
+                report["sliders: peak memory MB"] = slid["VmHWM"]
             browser.close()
         report["page seconds (first visit, then cached)"] = seconds
-        memory = memory_mb(server.pid)
-        report["memory after every page MB"] = memory["VmRSS"]
-        report["peak memory MB"] = memory["VmHWM"]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -108,6 +148,8 @@ def main() -> None:
             print(key)
             for name, times in value.items():
                 print(f"  {name:<18} " + "  ".join(f"{t:6.2f}" for t in times))
+        elif isinstance(value, list):
+            print(f"{key:<44} " + " ".join(f"{t:.1f}" for t in value))
         else:
             print(f"{key:<44} {value:.0f}" if isinstance(value, float) else f"{key:<44} {value}")
 

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -72,6 +73,27 @@ def precision_allowed() -> bool:
     return os.environ.get("EXPLORER_PRECISION", "auto").lower() != "fp32"
 
 
+class EngineIdentity(NamedTuple):
+    """Everything an engine's results depend on, as plain strings: the key of every result cached from it."""
+
+    network: str  # the NetworkConfig's repr: every width, block count and residual scale
+    weights: str  # explorer.weights.weights_identity of the weights it carries
+    device: str
+    precision: str
+
+
+def tensor_bytes(*modules: torch.nn.Module | None) -> int:
+    """The bytes the parameters and buffers of some modules hold, each storage counted once."""
+    seen: dict[int, int] = {}
+    for module in modules:
+        if module is None:
+            continue
+        for tensor in (*module.parameters(), *module.buffers()):
+            storage = tensor.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
 class Engine:
     """One model on one device, shared read-only by every caller.
 
@@ -96,6 +118,7 @@ class Engine:
         self.device, note = pick_device(device)
         self.notes: tuple[str, ...] = (note,) if note else ()
         self.weights = weights
+        self.config = model.config
         self.top_k = top_k
         self.preprocessing = preprocessing or preprocessing_for(model.config.variant)
         self.labels = imagenet_labels() if model.config.num_classes == 1000 else None
@@ -144,6 +167,17 @@ class Engine:
             self.notes += (f"{reason}: running on the CPU instead",)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+    @property
+    def identity(self) -> EngineIdentity:
+        """What this engine's results depend on; it changes if the engine falls back to the CPU."""
+        return EngineIdentity(repr(self.config), self.weights.identity, str(self.device), self.precision)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory its models hold now: the inference copy, the model as built and, once attribution has
+        been asked for, its private copy."""
+        return tensor_bytes(self.model, self.source, self._explainer)
 
     @property
     def precision(self) -> str:

@@ -172,7 +172,12 @@ def _component_label(traced: TracedNetwork, key: str, modules: tuple[str, ...]) 
         paper_name = comp.title.rsplit(" x", 1)[0]
         runs = [model.get_submodule(name) for name in modules]
         first = next(iter(runs[0])) if isinstance(runs[0], RepeatedBlocks) and len(runs[0]) else runs[-1]
-        counts = [len(m) if isinstance(m, RepeatedBlocks) else 1 for m in runs]
+        # A run of repeated blocks and a block held apart (the released last C block) read "9 + 1"; blocks
+        # that are each their own module (Inception-v4's features.6 ... features.9) are one run of four.
+        if any(isinstance(m, RepeatedBlocks) for m in runs):
+            counts = [len(m) if isinstance(m, RepeatedBlocks) else 1 for m in runs]
+        else:
+            counts = [len(runs)]
         repeat = " + ".join(str(n) for n in counts if n)
         return f"{type(first).__name__} x {repeat}\n{paper_name}"
     if len(modules) == 1:

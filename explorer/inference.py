@@ -11,7 +11,7 @@
 """
 
 from explorer.capture import CapturedPipeline
-from explorer.engine import Engine, cpu_bf16_native, pick_device, precision_allowed
+from explorer.engine import Engine, EngineIdentity, cpu_bf16_native, pick_device, precision_allowed
 from explorer.gradcam import grad_cam
 from explorer.labels import imagenet_labels
 from explorer.pipeline import (
@@ -35,6 +35,7 @@ __all__ = [
     "BlockStats",
     "CapturedPipeline",
     "Engine",
+    "EngineIdentity",
     "GradCam",
     "InferenceResult",
     "Layout",

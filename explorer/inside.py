@@ -50,6 +50,18 @@ class InsideTensor:
     tensor: Tensor
 
 
+def part_names(block: nn.Module) -> tuple[str, ...]:
+    """The outputs inside a block that are not its submodules, as :func:`inside_tensors` names them after the
+    block's name: what a map node or a CLI argument may name besides the block's units and pools."""
+    if isinstance(block, ConvBnRelu):
+        return ()
+    if not isinstance(block, ConcatBranches):
+        return ("output",)
+    if isinstance(block, InceptionResNetBlock):
+        return ("concat", "scaled_residual", "shortcut", "output")
+    return ("concat",)
+
+
 def inside_tensors(block: nn.Module, x: Tensor, name: str) -> list[InsideTensor]:
     """Every output inside ``block`` (named ``name``) for the input ``x``, in forward order."""
     if isinstance(block, ConvBnRelu):

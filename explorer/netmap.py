@@ -16,7 +16,9 @@ import plotly.graph_objects as go
 from torch import nn
 
 from explorer.graph import GraphRenderError, TracedNetwork, block_graph, component_graph, network_graph
+from explorer.inside import part_names
 from explorer.model import ConvBnRelu, InceptionNetwork
+from explorer.usertext import quoted
 
 LEVELS = ("network", "component", "block", "unit", "part")
 
@@ -30,6 +32,7 @@ class MapNode:
     component: str  # the component it lies in ("" for the network)
     trail: tuple[tuple[str, str], ...]  # (name, title) from the network down to this node's parent
     drawn: str = ""  # the node whose drawing shows this one: itself, or for a part the block or unit it is in
+    kind: str = ""  # for an output inside a block that is no submodule: its key in explorer.inside.KINDS
 
 
 def resolve(model: InceptionNetwork, name: str) -> MapNode:
@@ -51,7 +54,9 @@ def resolve(model: InceptionNetwork, name: str) -> MapNode:
     if block is None and head is not None and name in head.modules:
         return MapNode(name, "part", name, None, "head", (*top, ("head", head.title)), "head")
     if block is None:
-        raise ValueError(f"unknown node {name!r}: no block, unit or component of the {model.config.variant} network")
+        raise ValueError(
+            f"unknown node {quoted(name, 'plain')}: no block, unit or component of the {model.config.variant} network"
+        )
     comp = model.component_of(block)
     assert comp is not None  # every block belongs to a component
     trail = top if _single_block(model, comp.modules) == block else (*top, (comp.key, comp.title))
@@ -60,11 +65,11 @@ def resolve(model: InceptionNetwork, name: str) -> MapNode:
         return MapNode(name, "block", block_title, block, comp.key, trail, block)
     trail = (*trail, (block, block_title))
     rest = name[len(block) + 1 :]
-    if rest in ("concat", "scaled_residual", "shortcut", "output"):
-        return MapNode(name, "part", rest.replace("_", " "), block, comp.key, trail, block)
+    if rest in part_names(model.get_submodule(block)):  # concat, scaled residual...: only where the block has one
+        return MapNode(name, "part", rest.replace("_", " "), block, comp.key, trail, block, rest)
     module = _submodule(model, name)
     if module is None:
-        raise ValueError(f"unknown node {name!r}: {block} has no {rest!r}")
+        raise ValueError(f"unknown node {quoted(name, 'plain')}: {block} has no {quoted(rest, 'plain')}")
     if isinstance(module, ConvBnRelu):
         return MapNode(name, "unit", f"{rest} (conv-BN-ReLU)", block, comp.key, trail, name)
     owner, _, own = name.rpartition(".")
@@ -72,6 +77,21 @@ def resolve(model: InceptionNetwork, name: str) -> MapNode:
         unit_trail = (*trail, (owner, f"{owner[len(block) + 1 :]} (conv-BN-ReLU)"))
         return MapNode(name, "part", f"{own} ({type(module).__name__})", block, comp.key, unit_trail, owner)
     return MapNode(name, "part", f"{rest} ({type(module).__name__})", block, comp.key, trail, block)
+
+
+def nearest(model: InceptionNetwork, name: str, component: str = "") -> MapNode:
+    """The node of this network nearest to one of another network: ``name`` itself or the closest part it lies
+    in (``repeat_1.12.branch1`` -> ``repeat_1.12`` -> ``repeat_1``), else the same component, else the whole."""
+    parts = name.strip().split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            return resolve(model, ".".join(parts[:end]))
+        except ValueError:
+            continue
+    try:
+        return resolve(model, component)
+    except ValueError:
+        return resolve(model, "")
 
 
 def presentation_path(model: InceptionNetwork) -> list[str]:

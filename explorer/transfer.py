@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from explorer.model import InceptionNetwork
 from explorer.preprocessing import Preprocessing, crop_for_network, preprocessing_for, to_tensor
+from explorer.usertext import quoted
 
 MIN_CLASSES, MAX_CLASSES = 2, 5
 
@@ -111,7 +112,7 @@ def check_classes(examples: dict[str, Sequence[object]]) -> None:
         raise TransferError(f"make {MIN_CLASSES} to {MAX_CLASSES} classes (there are {len(named)})")
     empty = [name for name, items in named.items() if not items]
     if empty:
-        raise TransferError(f"class {empty[0]!r} has no images yet: add a sample or an upload")
+        raise TransferError(f"class {quoted(empty[0], 'plain')} has no images yet: add a sample or an upload")
 
 
 def train_head(

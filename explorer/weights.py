@@ -66,10 +66,14 @@ class WeightsInfo:
     source: str
     random: bool
     notes: tuple[str, ...] = ()
+    #: What tells these weights from any others, for keys of caches: :func:`weights_identity` of their key.
+    identity: str = ""
 
 
 def random_weights(config: NetworkConfig, seed: int = 0) -> tuple[InceptionNetwork, WeightsInfo]:
-    return model_from_config(config, seed=seed), WeightsInfo(f"random (seed {seed})", random=True)
+    return model_from_config(config, seed=seed), WeightsInfo(
+        f"random (seed {seed})", random=True, identity=f"{RANDOM}:{seed}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,7 +185,27 @@ def load_weights_file(path: str | Path, config: NetworkConfig) -> tuple[Inceptio
         notes.append(f"stored as {', '.join(sorted(str(d).removeprefix('torch.') for d in dtypes))}; used as float32")
     model.load_state_dict(state_dict, strict=True, assign=True)  # takes the file's tensors: no random init
     model = model.float().eval()
-    return model, WeightsInfo(f"file {path.name}", random=False, notes=tuple(notes))
+    return model, WeightsInfo(f"file {path.name}", random=False, notes=tuple(notes), identity=_file_identity(path))
+
+
+def _file_identity(path: Path) -> str:
+    """A file by where it is and what it is now: replaced by another file of the same name, it is other weights."""
+    try:
+        found = path.resolve().stat()
+    except OSError:
+        return f"file:{path}"
+    return f"file:{path.resolve()}:{found.st_size}:{found.st_mtime_ns}"
+
+
+def weights_identity(key: str) -> str:
+    """The identity of the weights a key names, as :class:`WeightsInfo` records it once they are loaded;
+    cheap (no file is read), so that a cache can be looked up by it on every page run."""
+    kind, _, name = parse_weights_key(key).partition(":")
+    if kind == "file":
+        return _file_identity(weights_dir() / name)
+    if kind == "hub":
+        return f"hub:{name}"
+    return f"{RANDOM}:0"
 
 
 def local_weight_files(directory: Path | None = None) -> list[Path]:
@@ -347,7 +371,7 @@ def load_hub_weights(
         raise WeightsError(
             f"the downloaded {HUB_FILENAME} is unusable and was removed from the cache ({error}); try again"
         ) from None
-    return model, WeightsInfo(f"{_repo(tag)} (Hugging Face Hub)", random=False, notes=info.notes)
+    return model, WeightsInfo(f"{_repo(tag)} (Hugging Face Hub)", random=False, notes=info.notes, identity=f"hub:{tag}")
 
 
 def _evict(path: Path) -> None:

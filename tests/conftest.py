@@ -50,3 +50,12 @@ def photos(sample_paths: list[Path]) -> torch.Tensor:
 @pytest.fixture(scope="session")
 def released() -> InceptionResNetV2:
     return build_model("released")
+
+
+def as_read(markdown: str) -> str:
+    """A markdown text as people read it: explorer.usertext.shown's backslash escapes and word joiners undone."""
+    import re
+
+    from explorer.usertext import WORD_JOINER
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")

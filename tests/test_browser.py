@@ -295,9 +295,12 @@ def test_map_link_opens_a_block_and_a_click_selects_another_node(page, server):
 def test_map_unknown_node_gets_a_message_and_the_overview(page, server):
     page.goto(f"{server}/map?node=repeat_99.0")
     settle(page)
-    page.get_by_text("unknown node 'repeat_99.0'").first.wait_for()
+    page.get_by_text("unknown node “repeat_99.0”").first.wait_for()
     page.get_by_text("Here is the whole network instead").first.wait_for()
-    assert "Stem" in page.locator(".js-plotly-plot").first.text_content()
+    # The drawing by its own element: the first plot in the page's order may be an activation map, the
+    # drawing (a large figure) being laid out after it.
+    drawing = page.locator("[class*='st-key-map-released'] .js-plotly-plot")
+    drawing.locator("text", has_text="Stem").first.wait_for(timeout=60_000)
 
 
 def test_new_head_from_two_classes_of_samples(page):
@@ -441,3 +444,85 @@ def test_presenter_mode_by_link_shows_the_tour_step_on_a_phone_and_a_projector(b
                 assert "present=1" in tab.url
         finally:
             context.close()
+
+
+# ------------------------------------------------------------------------------ user text is text
+
+#: A link, an image from another host, HTML, emphasis, a bare URL, a right-to-left override, and length.
+PAYLOAD = (
+    "[click me](https://evil.example/x) ![x](https://evil.example/x.png) <img src=https://evil.example/y.png> "
+    "**bold** https://evil.example/bare \u202eevil " + "A" * 10_000
+)
+#: Every query parameter a page reads, on a page that reads it.
+PARAMETERS = [
+    ("map", "node"),
+    ("map", "image"),
+    ("tour", "step"),
+    ("counts", "convention"),
+    ("activations", "present"),
+    ("graph", "variant"),
+    ("compare", "blocks"),
+]
+FOREIGN = "[href*='evil'], [src*='evil'], [*|href*='evil']"
+
+
+def no_markup_from(tab, marker: str = "bold") -> None:
+    """No link or image to the payload's host, no emphasis made from it, no override, nothing 10,000 long."""
+    assert tab.locator(FOREIGN).count() == 0, tab.locator(FOREIGN).first.evaluate("e => e.outerHTML")
+    assert tab.locator("strong, b", has_text=marker).count() == 0
+    text = tab.locator("[data-testid='stApp']").inner_text()
+    assert "\u202e" not in text and "A" * 100 not in text and "Traceback" not in text
+
+
+def test_user_text_from_links_uploads_and_text_boxes_is_never_markup(browser, server):
+    from urllib.parse import quote, urlparse
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    fetched: list[str] = []
+    tab.on("request", lambda r: fetched.append(r.url) if "evil" in (urlparse(r.url).hostname or "") else None)
+    try:
+        for path, name in PARAMETERS:
+            tab.goto(f"{server}/{path}?{name}={quote(PAYLOAD)}")
+            message = tab.locator("[data-testid='stAlert']", has_text="click me").first
+            message.wait_for(timeout=180_000)
+            settle(tab)
+            # the characters as given (explorer.usertext's invisible word joiners aside)
+            assert "[click me](https://evil" in message.inner_text().replace("\u2060", ""), (path, name)
+            no_markup_from(tab)
+        # an upload's name
+        tab.goto(f"{server}/activations")
+        tab.get_by_role("heading", name="Activations").first.wait_for(timeout=180_000)
+        settle(tab)
+        tab.get_by_text("Upload", exact=True).first.click()
+        settle(tab)
+        upload = {
+            "name": "[x](https:evil.example) **bold** \u202e![y](https:evil.example).jpg",
+            "mimeType": "image/jpeg",
+            "buffer": (ROOT / "explorer" / "samples" / "cat.jpg").read_bytes(),
+        }
+        tab.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(upload)
+        tab.get_by_text("what the network sees").first.wait_for(timeout=180_000)
+        settle(tab)
+        assert "[x](https:evil.example)" in tab.locator("[data-testid='stApp']").inner_text().replace("\u2060", "")
+        no_markup_from(tab)
+        # a text box: a class name
+        tab.goto(f"{server}/transfer")
+        tab.get_by_role("heading", name=HEADINGS["New head"]).first.wait_for(timeout=180_000)
+        settle(tab)
+        box = tab.locator("[data-testid='stTextInput']").first.locator("input")
+        box.fill(PAYLOAD[:200])
+        box.press("Enter")
+        settle(tab)
+        tab.locator("[data-testid='stMultiSelect']").nth(1).click()
+        tab.get_by_role("option", name="cat", exact=True).click()
+        tab.keyboard.press("Escape")
+        settle(tab)
+        tab.get_by_role("button", name="Train the new head").click()
+        tab.locator("[data-testid='stAlert']", has_text="has no images yet").first.wait_for(timeout=60_000)
+        settle(tab)
+        no_markup_from(tab)
+    finally:
+        tab.screenshot(path=str(ARTIFACTS / "user-text.png"), full_page=True)
+        context.close()
+    assert fetched == []

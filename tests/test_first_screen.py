@@ -81,7 +81,7 @@ def test_counts_page_opens_on_the_convention_in_the_link():
     page.selectbox(key="convention").set_value("Convolutions").run()
     assert param(page, "convention") == "conv_layers"  # the pick goes back into the address
     bad = opened("counts.py", convention="floors")
-    assert not bad.exception and "No convention called 'floors'" in bad.error[0].value
+    assert not bad.exception and "No convention called “floors”" in bad.error[0].value
 
 
 def test_tour_step_is_in_the_address_and_the_buttons_move_it():

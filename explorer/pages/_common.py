@@ -13,12 +13,14 @@ import streamlit as st
 from explorer.claims import Claim, check_claims
 from explorer.counting import LayerCounts, Reconciliation, count_layers, reconcile
 from explorer.default_weights import DefaultWeights
+from explorer.engine_pool import EnginePool
 from explorer.graph import GraphRenderError, TracedNetwork, render, trace_network
 from explorer.heatmaps import colourise, png_bytes
 from explorer.images import ACCEPTED_FORMATS, load_image, sample_path, sample_paths
-from explorer.inference import Engine
+from explorer.inference import Engine, EngineIdentity
 from explorer.model import VARIANT_DESCRIPTIONS, VARIANTS, NetworkConfig, make_config
 from explorer.summary import ModelSummary, summarize
+from explorer.usertext import parse_int, quoted, shown
 from explorer.weights import (
     HUB_REPOS,
     RANDOM,
@@ -28,6 +30,7 @@ from explorer.weights import (
     load_weights,
     local_weight_files,
     weights_dir,
+    weights_identity,
 )
 
 
@@ -40,8 +43,61 @@ def _widget_default(name: str, default: object) -> None:
     st.session_state[f"_{name}"] = st.session_state[name]
 
 
+MAX_BLOCKS = 30  # the sliders' range
+
+
+def _network_from_url() -> None:
+    """``?variant=`` and ``?blocks=A,B,C`` of a shared link, taken into the session's choices.
+
+    A value is taken when it is not the one this session itself last wrote into the address (that one is
+    already the choice), so a link opens its network and a picker moved afterwards keeps its move.
+    """
+    asked = st.query_params.get("variant")
+    if asked is not None and asked != st.session_state.get("variant_in_url"):
+        if asked in VARIANTS:
+            st.session_state["variant"] = asked
+        else:
+            st.session_state["url_errors"] = [
+                f"No variant called {quoted(asked)}; the variants are {', '.join(VARIANTS)}."
+            ]
+    blocks = st.query_params.get("blocks")
+    if blocks is not None and blocks != st.session_state.get("blocks_in_url"):
+        counts = [parse_int(part) for part in blocks.split(",")]
+        if len(counts) == 3 and all(n is not None and 1 <= n <= MAX_BLOCKS for n in counts):
+            for letter, count in zip("ABC", counts, strict=True):
+                st.session_state[f"repeats_{st.session_state.get('variant', 'released')}_{letter}"] = count
+        else:
+            st.session_state.setdefault("url_errors", []).append(
+                f"?blocks={shown(blocks)} is not understood: give three block counts from 1 to {MAX_BLOCKS}, "
+                "as in blocks=5,10,5."
+            )
+
+
+def _network_to_url(config: NetworkConfig) -> None:
+    """The address names the network shown where it is not the released one as released."""
+    default = VARIANTS[config.variant].repeats == config.repeats
+    values = {
+        "variant": None if config.variant == "released" and default else config.variant,
+        "blocks": None if default else ",".join(map(str, config.repeats.as_tuple())),
+    }
+    for name, value in values.items():
+        st.session_state[f"{name}_in_url"] = value
+        if value is None:
+            if name in st.query_params:
+                del st.query_params[name]
+        elif st.query_params.get(name) != value:
+            st.query_params[name] = value
+
+
 def variant_sidebar() -> NetworkConfig:
-    """The variant, block counts and weights the user picked (the config), and the random-weights banner."""
+    """The variant, block counts and weights the user picked (the config), and the random-weights banner.
+
+    The network is in the address (``?variant=paper-v2&blocks=5,10,5`` where it is not the released one), so
+    that a link opens the same network; the address sets the pickers before they are drawn.
+    """
+    _network_from_url()
+    for error in st.session_state.pop("url_errors", []):
+        st.error(error, icon=":material/link_off:")
     _widget_default("variant", "released")
     variant = st.sidebar.selectbox(
         "Variant",
@@ -60,8 +116,9 @@ def variant_sidebar() -> NetworkConfig:
             name = f"repeats_{variant}_{letter}"
             _widget_default(name, default)
             title = f"Inception-ResNet-{letter}" if VARIANTS[variant].residual else f"Inception-{letter}"
-            counts.append(st.slider(title, 1, 30, key=f"_{name}", on_change=_keep, args=(name,)))
+            counts.append(st.slider(title, 1, MAX_BLOCKS, key=f"_{name}", on_change=_keep, args=(name,)))
     config = make_config(variant, repeats=tuple(counts))
+    _network_to_url(config)
     weights_sidebar(config)
     if weights_in_use(config) == RANDOM:
         following = config == VARIANTS["released"] and "weights" not in st.session_state
@@ -215,9 +272,9 @@ def weights_sidebar(config: NetworkConfig) -> None:
                         ),
                     )
                     bar.empty()
-                cached_engine(config.variant, config.repeats.as_tuple(), choice)
+                engine_for(config, choice)
             except WeightsError as error:
-                st.error(f"{error}. The weights in use stay as they were.")
+                st.error(f"{shown(error, limit=400)}. The weights in use stay as they were.")
             else:
                 st.session_state[_weights_key(config)] = choice
                 st.rerun()
@@ -239,33 +296,42 @@ def _default_weights_progress(phase: str) -> None:
         st.caption(f"{status.message[:1].upper()}{status.message[1:]}...")
 
 
-EngineKey = tuple[str, tuple[int, int, int], str]  # variant, blocks of each type, weights
+@st.cache_resource(show_spinner=False)
+def engine_pool() -> EnginePool[Engine]:
+    """The engines of every network and weights other than the server's default, within one memory budget
+    (explorer.engine_pool), shared read-only by every session."""
+    return EnginePool(_build_engine)
 
 
-@st.cache_resource(
-    show_spinner="Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)...",
-    max_entries=4,
-)
-def cached_engine(variant: str, repeats: tuple[int, int, int], weights: str) -> Engine:
-    """One engine per (network, weights) other than the server's default, shared read-only by every session."""
+PoolKey = tuple[str, tuple[int, int, int], str, str]  # variant, blocks of each type, weights key, its identity
+
+
+def _build_engine(key: PoolKey) -> Engine:
+    variant, repeats, weights, _ = key
     return Engine(*load_weights(weights, make_config(variant, repeats=repeats)))
 
 
-def engine_of(config: NetworkConfig) -> tuple[Engine, EngineKey]:
-    """This session's engine and the key that names it (for caching results)."""
-    variant, repeats = config.variant, config.repeats.as_tuple()
+def engine_for(config: NetworkConfig, weights: str) -> Engine:
+    """The engine of a network with some weights (built now if no session holds it): :class:`WeightsError`
+    if the weights do not load."""
+    key = (config.variant, config.repeats.as_tuple(), weights, weights_identity(weights))
+    with st.spinner("Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)..."):
+        return engine_pool().get(key)
+
+
+def engine_of(config: NetworkConfig) -> tuple[Engine, EngineIdentity]:
+    """This session's engine and its identity: what every result computed from it is cached by."""
     if config == VARIANTS["released"]:
         chosen = st.session_state.get("weights")
         try:
             with st.spinner("Loading the model (on a GPU this compiles its pipeline: a minute or two, once)..."):
                 default_key, default_engine = server_defaults().current()  # both read together
         except RuntimeError:  # the start-up load failed: build here, where its error shows
-            default_key, default_engine = RANDOM, cached_engine(variant, repeats, RANDOM)
-        if chosen in (None, default_key):
-            return default_engine, (variant, repeats, default_key)
-        return cached_engine(variant, repeats, chosen), (variant, repeats, chosen)
-    chosen = weights_in_use(config)
-    return cached_engine(variant, repeats, chosen), (variant, repeats, chosen)
+            default_key, default_engine = RANDOM, engine_for(config, RANDOM)
+        engine = default_engine if chosen in (None, default_key) else engine_for(config, chosen)
+    else:
+        engine = engine_for(config, weights_in_use(config))
+    return engine, engine.identity
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +368,7 @@ def pick_image(slot: str = "0", default_sample: int = 0, sample: str | None = No
     if picked is not None:
         st.session_state[kept] = picked
     elif kept in st.session_state:
-        st.caption(f"Using {st.session_state[kept][0]}, given before.")
+        st.caption(f"Using {shown(st.session_state[kept][0])}, given before.")
     return st.session_state.get(kept)
 
 
@@ -317,14 +383,23 @@ def image_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def reset_when_changed(key: str, *depends_on: object) -> None:
+    """Forget a widget's choice when what it was made for (an image, a network) is no longer what is shown,
+    so that the widget starts again at its own default instead of carrying the choice over."""
+    made_for = f"{key}:made_for"
+    if st.session_state.get(made_for) != depends_on:
+        st.session_state.pop(key, None)
+        st.session_state[made_for] = depends_on
+
+
 @st.cache_resource(show_spinner="Running the image through the network as built...", max_entries=8)
-def cached_block_inputs(_engine: Engine, engine_key: EngineKey, digest: str, _data: bytes) -> dict:
+def cached_block_inputs(_engine: Engine, engine_key: EngineIdentity, digest: str, _data: bytes) -> dict:
     """Every block's input for one image (tensors on the engine's device, never modified), to open blocks fast."""
     return _engine.block_inputs(load_image(_data).image)
 
 
 @st.cache_data(show_spinner="Computing the outputs inside...", max_entries=256)
-def cached_inside(_engine: Engine, engine_key: EngineKey, digest: str, node: str, _data: bytes) -> tuple:
+def cached_inside(_engine: Engine, engine_key: EngineIdentity, digest: str, node: str, _data: bytes) -> tuple:
     """Every output inside a block or a unit, as values, with each mean map as a PNG (cheap to show)."""
     inside = _engine.inside(cached_block_inputs(_engine, engine_key, digest, _data), node)
     return tuple((part, png_bytes(colourise(part.mean_map, (96, 96)))) for part in inside)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer.usertext import shown
+
 ON, OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 
 # On a projector-sized screen: the sidebar and its button gone (the pages are listed along the top) and the
@@ -40,7 +42,9 @@ def presenting() -> bool:
         if asked.lower() in ON + OFF:
             st.session_state["present"] = asked.lower() in ON
         else:
-            st.session_state["present_error"] = f"?present={asked} is not understood: use present=1 or present=0."
+            st.session_state["present_error"] = (
+                f"?present={shown(asked)} is not understood: use present=1 or present=0."
+            )
     on = bool(st.session_state.get("present", False))
     if on:
         st.query_params["present"] = "1"

@@ -10,11 +10,20 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from explorer.attribution import DEFAULTS, METHODS, THUMBNAIL, Attribution, Settings, display, thumbnail
+from explorer.figures import channel_grid
 from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, LoadedImage, load_image
-from explorer.inference import InferenceResult
-from explorer.pages._common import engine_of, image_digest, pick_image, variant_sidebar, weights_in_use
+from explorer.inference import Engine, EngineIdentity, InferenceResult
+from explorer.pages._common import (
+    engine_of,
+    image_digest,
+    pick_image,
+    reset_when_changed,
+    variant_sidebar,
+    weights_in_use,
+)
 from explorer.pages._present import sized
+from explorer.usertext import shown
 from explorer.weights import RANDOM
 
 config = variant_sidebar()
@@ -22,13 +31,16 @@ engine, engine_key = engine_of(config)
 
 
 @st.cache_data(show_spinner="Running the network...", max_entries=64)
-def run_image(_key: tuple, data: bytes, name: str) -> tuple[InferenceResult | None, str | None]:
-    """The result for one image (cached by the engine's key and the image's bytes), or an error text."""
+def run_image(
+    _engine: Engine, engine_key: EngineIdentity, digest: str, _data: bytes, name: str
+) -> tuple[InferenceResult | None, str | None]:
+    """The result for one image, or an error text: cached by the engine's identity (network, weights, device,
+    precision), the image's digest and its name (which the error text quotes)."""
     try:
-        loaded: LoadedImage = load_image(data, name)
+        loaded: LoadedImage = load_image(_data, name)
     except ImageError as error:
         return None, str(error)
-    return engine.run(loaded.image, loaded.notes), None
+    return _engine.run(loaded.image, loaded.notes), None
 
 
 st.title("Activations")
@@ -48,9 +60,9 @@ for index, column in enumerate(slots):
 
 results: list[tuple[str, bytes, InferenceResult]] = []
 for name, data in chosen:
-    result, error = run_image(engine_key, data, name)
+    result, error = run_image(engine, engine_key, image_digest(data), data, name)
     if error:
-        st.error(error)
+        st.error(shown(error, limit=400), icon=":material/image:")
     else:
         results.append((name, data, result))
 if not results:
@@ -69,7 +81,8 @@ for column, (name, _, result) in zip(columns, results, strict=True):
     picture, chart = halves(column)
     with picture:
         st.image(
-            result.image, caption=f"{name}: what the network sees ({result.image.shape[1]}x{result.image.shape[0]})"
+            result.image,
+            caption=f"{shown(name)}: what the network sees ({result.image.shape[1]}x{result.image.shape[0]})",
         )
     with chart:
         # Native bars rather than a chart: they show with the first paint, before the browser has
@@ -78,7 +91,7 @@ for column, (name, _, result) in zip(columns, results, strict=True):
         for rank, prediction in enumerate(result.top5, start=1):
             st.progress(
                 min(max(prediction.probability, 0.0), 1.0),
-                text=f"{rank}. {prediction.label}: {prediction.probability:.1%}",
+                text=f"{rank}. {shown(prediction.label)}: {prediction.probability:.1%}",
             )
         stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in result.timings_ms.items() if stage != "total")
         st.caption(f"On **{result.device}** in **{result.timings_ms['total']:.0f} ms** ({stages} ms).")
@@ -89,6 +102,8 @@ for column, (name, _, result) in zip(columns, results, strict=True):
 first = results[0][2]
 names = [b.name for b in first.blocks]
 st.subheader("Block by block")
+# Another network starts at its own first residual block, not at a block it may lack.
+reset_when_changed("block", names)
 block_name = st.select_slider(
     "Block (forward order)", options=names, value="repeat.0" if "repeat.0" in names else names[0], key="block"
 )
@@ -112,7 +127,7 @@ for column, (name, _, result) in zip(columns, results, strict=True):
         left.download_button(
             "Map PNG",
             png_bytes(colourise(values)),
-            file_name=f"{block_name}_{kind[8:]}.png",
+            file_name=f"{block_name}_{kind.removeprefix('channel ')}.png",
             mime="image/png",
             key=f"png_{name}",
         )
@@ -127,23 +142,18 @@ for column, (name, _, result) in zip(columns, results, strict=True):
 # ------------------------------------------------------------------------------ top-k channels
 st.subheader("The most active channels")
 block = first.block(block_name)
-grid = px.imshow(
+grid = channel_grid(
     block.top_maps,
-    facet_col=0,
-    facet_col_wrap=4,
-    color_continuous_scale=COLOUR_SCALE,
-    title=f"{block_name}: the {len(block.top_channels)} channels with the highest mean ({results[0][0]})",
+    block.top_channels,
+    f"{block_name}: the {len(block.top_channels)} channels with the highest mean ({shown(results[0][0], 'plotly')})",
 )
-for annotation, channel in zip(grid.layout.annotations, block.top_channels, strict=False):
-    annotation.text = f"channel {channel}"
-grid.update_layout(height=420)
 st.plotly_chart(sized(grid), key="channels")
 
 # ------------------------------------------------------------------------------ statistics across depth
 st.subheader("Statistics across depth")
 rows = [
     {
-        "image": name,
+        "image": shown(name, "plotly"),
         "depth": i,
         "block": b.name,
         "mean": b.stats.mean,
@@ -173,12 +183,15 @@ st.subheader("Why did it say that?")
 if not st.toggle("Explain the prediction (attribution maps, by Captum)", key="show_cam"):
     st.stop()
 labels = engine.labels or tuple(f"class {i}" for i in range(config.num_classes))
+name, data, result = results[0]
+digest = image_digest(data)
 pick_class, pick_methods = st.columns([1, 2])
+reset_when_changed("cam_class", engine_key, digest)  # another image or network: its own top-1 class
 class_index = pick_class.selectbox(
     "Class",
     range(len(labels)),
     index=first.top5[0].index,
-    format_func=lambda i: f"{i}: {labels[i]}",
+    format_func=lambda i: f"{i}: {shown(labels[i], 'plain')}",
     key="cam_class",
     help="Defaults to the top-1 class of the first image",
 )
@@ -207,7 +220,7 @@ st.caption(
 def attribution(data: bytes, method: str, block: str, class_index: int, progress) -> Attribution:
     """One method's map for one image, kept in this session (a progress bar cannot live in a shared cache)."""
     kept = st.session_state.setdefault("attributions", {})
-    key = (engine_key, image_digest(data), method, block, class_index, settings)
+    key = (engine_key, image_digest(data), method, block, class_index, settings)  # everything the map depends on
     if key not in kept:
         while len(kept) >= 48:  # the oldest go first
             kept.pop(next(iter(kept)))
@@ -215,7 +228,6 @@ def attribution(data: bytes, method: str, block: str, class_index: int, progress
     return kept[key]
 
 
-name, data, result = results[0]
 if methods:
     columns = st.columns(len(methods))
     for column, method in zip(columns, methods, strict=True):
@@ -228,7 +240,9 @@ if methods:
                 st.caption(
                     "Empty: nothing here speaks for this class (all gradient-weighted activations are negative)."
                 )
-    st.caption(f"{name}: why '{labels[class_index]}'. Brighter: more important for that class, by each method.")
+    st.caption(
+        f"{shown(name)}: why “{shown(labels[class_index])}”. Brighter: more important for that class, by each method."
+    )
 
 st.markdown(
     "**The sanity check** (Adebayo et al., 2018): randomise the network's weights from the head down, a "
@@ -240,6 +254,7 @@ if weights_in_use(config) == RANDOM:
         "These are random weights, so the check compares one random network with another: it shows how each "
         "method behaves, not what a trained network has learnt. Load the trained weights for the real test."
     )
+sanity_key = (engine_key, digest, tuple(methods), block_name, class_index, settings)
 if st.button("Run the sanity check", icon=":material/fact_check:", disabled=not methods):
     bar = st.progress(0.0, text="Randomising, a component at a time...")
     original, steps = engine.sanity_check(
@@ -247,10 +262,10 @@ if st.button("Run the sanity check", icon=":material/fact_check:", disabled=not 
     )
     bar.empty()
     originals = {method: thumbnail(found.heatmap) for method, found in original.items()}
-    st.session_state["sanity"] = (engine_key, name, block_name, class_index, originals, steps)
+    st.session_state["sanity"] = (sanity_key, originals, steps)
 stored = st.session_state.get("sanity")
-if stored and stored[0] == engine_key:
-    _, checked_image, checked_block, checked_class, originals, steps = stored
+if stored and stored[0] == sanity_key:  # a check of another image, class, block or network is not this one's
+    _, originals, steps = stored
     frame = pd.DataFrame(
         [
             {"method": method, "step": i + 1, "randomised down to": s.randomised_from, "rank correlation": s.spearman}
@@ -264,8 +279,8 @@ if stored and stored[0] == engine_key:
         y="rank correlation",
         color="method",
         markers=True,
-        title=f"How much each map still resembles the original ({checked_image}, class {checked_class}, "
-        f"CAMs at {checked_block})",
+        title=f"How much each map still resembles the original ({shown(name, 'plotly')}, class {class_index}, "
+        f"CAMs at {block_name})",
     )
     chart.update_layout(height=360, yaxis_range=[-1, 1], margin={"t": 50, "b": 10})
     st.plotly_chart(sized(chart), key="sanity_chart")

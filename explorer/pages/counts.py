@@ -11,6 +11,7 @@ from explorer.pages._common import counts_of, published_checks, variant_sidebar
 from explorer.pages._present import sized
 from explorer.palette import COMPONENT_COLOURS
 from explorer.summary import shape_text
+from explorer.usertext import quoted
 
 config = variant_sidebar()
 counts = counts_of(config)
@@ -29,7 +30,9 @@ keys = [c.key for c in counts.conventions]
 names = [c.name for c in counts.conventions]
 asked = st.query_params.get("convention")
 if asked is not None and asked not in keys:
-    st.error(f"No convention called {asked!r}; the conventions are {', '.join(keys)}.", icon=":material/link_off:")
+    st.error(
+        f"No convention called {quoted(asked)}; the conventions are {', '.join(keys)}.", icon=":material/link_off:"
+    )
 elif asked is not None:
     st.session_state["convention"] = names[keys.index(asked)]
 

@@ -9,7 +9,7 @@ from explorer.images import load_image, sample_path, sample_paths
 from explorer.model import VARIANTS
 from explorer.pages._common import variant_sidebar, weights_in_use
 from explorer.pages._present import sized
-from explorer.weights import RANDOM, load_weights
+from explorer.weights import RANDOM, load_weights, weights_identity
 
 config = variant_sidebar()
 weights = weights_in_use(VARIANTS["released"])
@@ -52,13 +52,14 @@ custom = tuple(
 
 
 @st.cache_data(show_spinner="Running the image through every setting (a few seconds each on a CPU)...")
-def experiment(sample: str, custom: tuple[float, float, float], weights: str) -> list[Run]:
+def experiment(sample: str, custom: tuple[float, float, float], weights: str, identity: str) -> list[Run]:
+    """Every setting's run, cached by the sample, the scales and the weights (their key and what they are now)."""
     return run_experiment(
         load_image(sample_path(sample)).image, lambda config: load_weights(weights, config), settings(custom)
     )
 
 
-runs = experiment(sample, custom, weights)
+runs = experiment(sample, custom, weights, weights_identity(weights))
 frame = pd.DataFrame(
     [
         {

@@ -13,7 +13,17 @@ from explorer.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.images import ImageError, load_image, sample_paths
 from explorer.inside import KINDS
 from explorer.model import ConvBnRelu
-from explorer.netmap import Layout, MapNode, drawing, figure, layout, position_on, presentation_path, resolve
+from explorer.netmap import (
+    Layout,
+    MapNode,
+    drawing,
+    figure,
+    layout,
+    nearest,
+    position_on,
+    presentation_path,
+    resolve,
+)
 from explorer.pages._common import (
     cached_inside,
     cached_trace,
@@ -29,6 +39,7 @@ from explorer.pages._common import (
 )
 from explorer.pages._present import sized, step_controls
 from explorer.summary import shape_text
+from explorer.usertext import quoted, shown
 
 config = variant_sidebar()
 traced = trace_of(config)
@@ -44,15 +55,33 @@ def go(name: str) -> None:
 
 # ------------------------------------------------------------------------------ the URL: node and image
 asked = st.query_params.get("node", "")
+network = (config.variant, repeats)
+switched = st.session_state.get("map_network") not in (None, network)  # the sidebar changed the network
+st.session_state["map_network"] = network
 try:
     node = resolve(model, asked)
 except ValueError as error:
-    st.error(f"{error}. Here is the whole network instead.", icon=":material/link_off:")
-    node = resolve(model, "")
+    if switched:  # a normal action, not a broken link: the nearest part that this network has too
+        node = nearest(model, asked, st.session_state.get("map_component", ""))
+        st.info(
+            f"The {config.variant} network has no {quoted(asked)}: here is {quoted(node.title)} instead.",
+            icon=":material/swap_horiz:",
+        )
+    else:
+        st.error(f"{shown(error, limit=300)}. Here is the whole network instead.", icon=":material/link_off:")
+        node = resolve(model, "")
+    if node.name:
+        st.query_params["node"] = node.name
+    elif "node" in st.query_params:
+        del st.query_params["node"]
+st.session_state["map_component"] = node.component
 asked_image = st.query_params.get("image")
 samples = [p.stem for p in sample_paths()]
 if asked_image is not None and asked_image not in samples:
-    st.error(f"No sample image called {asked_image!r}; the samples are {', '.join(samples)}.", icon=":material/image:")
+    st.error(
+        f"No sample image called {quoted(asked_image)}; the samples are {', '.join(samples)}.", icon=":material/image:"
+    )
+    del st.query_params["image"]
     asked_image = None
 if asked_image is not None and st.session_state.get("map_image_from_url") != asked_image:
     st.session_state["map_image_from_url"] = asked_image  # the link's image once; the picker's afterwards
@@ -177,15 +206,14 @@ def describe(node: MapNode) -> None:
             f"**{row.params:,}** parameters, **{row.macs / 1e9:.2f} G** multiply-adds, output "
             f"**{shape_text(row.output_shape)}**. Click a block to open it."
         )
-        residual = comp.key.startswith("block")
-        first = next(iter(model.get_submodule(comp.modules[0]).children()), None) if residual else None
-        if first is not None:
-            st.markdown(inspect.getdoc(type(first)) or "")
+        blocks_here = [b for b in model.block_names() if model.component_of(b).key == comp.key]
+        if blocks_here:  # what its blocks are, as their class says (Block35, InceptionA, ...)
+            st.markdown(explanation(blocks_here[0]))
         convention_table({cv.key: cv.per_component[comp.key] for cv in counts.conventions})
         return
     st.subheader(node.title)
-    if node.level == "part" and node.name.rsplit(".", 1)[-1] in ("concat", "scaled_residual", "shortcut", "output"):
-        st.markdown(f"**{KINDS[node.name.rsplit('.', 1)[-1]]}** of {node.block}.")
+    if node.level == "part" and node.kind in KINDS:
+        st.markdown(f"**{KINDS[node.kind]}** of {node.block}.")
         return
     st.table(pd.DataFrame(module_rows(node.name), columns=["", node.name]).set_index(""))
     text = explanation(node.name)
@@ -207,6 +235,10 @@ with image_column:
     sample = chosen_sample("0")
     if sample is not None and st.query_params.get("image") != sample:
         st.query_params["image"] = sample  # the link carries the sample in use
+    elif sample is None:
+        if "image" in st.query_params:
+            del st.query_params["image"]  # an upload or a shot cannot travel in a link: it opens without one
+        st.caption("A link to this view opens without your image: only the samples travel in links.")
 if picked is None:
     live.info("Choose an image to watch it go through the network.")
     st.stop()
@@ -214,11 +246,11 @@ name, data = picked
 try:
     image = load_image(data, name)
 except ImageError as error:
-    live.error(str(error))
+    live.error(shown(error, limit=400), icon=":material/image:")
     st.stop()
 engine, engine_key = engine_of(config)
 digest = image_digest(data)
-image_column.image(image.image, caption=f"{name}", width="stretch")
+image_column.image(image.image, caption=shown(name), width="stretch")
 
 
 def big_maps(part: object, title: str) -> None:

@@ -7,10 +7,11 @@ import streamlit as st
 from explorer.graph import block_graph, component_graph
 from explorer.heatmaps import COLOUR_SCALE
 from explorer.images import load_image, sample_path, sample_paths
-from explorer.inference import Engine, InferenceResult
+from explorer.inference import Engine, EngineIdentity, InferenceResult
 from explorer.pages._common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
 from explorer.pages._present import sized, step_controls
 from explorer.summary import shape_text
+from explorer.usertext import parse_int, shown
 
 # Each step: (component key, the text for students, for Inception-v4 where it differs, words of claims to show).
 # {input}, {grid}, {channels} and {classes} are filled in from the network: the component's output, the input size.
@@ -75,7 +76,7 @@ STEPS = (
 
 
 @st.cache_data(show_spinner="Running the network on the image...", max_entries=32)
-def run_sample(_engine: Engine, engine_key: tuple, sample: str) -> InferenceResult:
+def run_sample(_engine: Engine, engine_key: EngineIdentity, sample: str) -> InferenceResult:
     """Cached per engine and image: stepping through the tour does not recompute the maps."""
     return _engine.run(load_image(sample_path(sample)).image)
 
@@ -97,12 +98,14 @@ slider = "tour_step" if config.residual else "tour_step_v4"
 # sets the slider before it is drawn, and the slider and the buttons write the address.
 asked = st.query_params.get("step")
 if asked is not None:
-    if asked.isdigit() and 1 <= int(asked) <= len(options):
-        if st.session_state.get(slider) != options[int(asked) - 1]:  # a link or a button, not the slider
-            st.session_state[slider] = options[int(asked) - 1]
+    number = parse_int(asked)
+    if number is not None and 1 <= number <= len(options):
+        if st.session_state.get(slider) != options[number - 1]:  # a link or a button, not the slider
+            st.session_state[slider] = options[number - 1]
     else:
         st.error(
-            f"?step={asked} is not a step of the tour: there are steps 1 to {len(options)}.", icon=":material/link_off:"
+            f"?step={shown(asked)} is not a step of the tour: there are steps 1 to {len(options)}.",
+            icon=":material/link_off:",
         )
 position = options.index(st.session_state.get(slider, options[0]))
 st.query_params["step"] = str(position + 1)

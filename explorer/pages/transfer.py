@@ -6,7 +6,7 @@ import streamlit as st
 from torch import Tensor
 
 from explorer.images import ImageError, load_image, sample_path, sample_paths
-from explorer.inference import Engine
+from explorer.inference import Engine, EngineIdentity
 from explorer.pages._common import UPLOAD_TYPES, engine_of, image_digest, variant_sidebar, weights_in_use
 from explorer.pages._present import sized
 from explorer.summary import shape_text
@@ -21,6 +21,7 @@ from explorer.transfer import (
     pooled_features,
     train_head,
 )
+from explorer.usertext import quoted, shown
 from explorer.weights import RANDOM
 
 config = variant_sidebar()
@@ -58,9 +59,9 @@ for index, column in enumerate(columns):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def features_of(_engine: Engine, engine_key: tuple, digest: str, data: bytes) -> Tensor:
+def features_of(_engine: Engine, engine_key: EngineIdentity, digest: str, _data: bytes) -> Tensor:
     """One image's pooled features for one engine: computed once (the network is frozen)."""
-    return pooled_features(_engine.source, [load_image(data).image])[0]
+    return pooled_features(_engine.source, [load_image(_data).image])[0]
 
 
 def train(classes: dict[str, list[tuple[str, bytes]]]) -> dict:
@@ -72,7 +73,7 @@ def train(classes: dict[str, list[tuple[str, bytes]]]) -> dict:
             try:
                 features = features_of(engine, engine_key, image_digest(data), data)
             except ImageError as error:
-                raise TransferError(f"{label}: {error}") from None
+                raise TransferError(f"class {quoted(label, 'plain')}: {error}") from None
             examples.append(Example(label, image_name, features))
             done += 1
             bar.progress(done / total, text=f"Features: {done} of {total} images")
@@ -90,7 +91,7 @@ if st.button("Train the new head", type="primary", icon=":material/model_trainin
         st.session_state["transfer_result"] = (engine_key, train(chosen))
     except TransferError as error:
         st.session_state.pop("transfer_result", None)
-        st.error(f"{error}.", icon=":material/error:")
+        st.error(f"{shown(error, limit=400)}.", icon=":material/error:")
 
 stored = st.session_state.get("transfer_result")
 trained = stored[1] if stored and stored[0] == engine_key else None  # results of other weights do not apply
@@ -166,8 +167,8 @@ if trained:
         try:
             features = features_of(engine, engine_key, image_digest(query[1]), query[1])
         except ImageError as error:
-            st.error(f"{error}.", icon=":material/image:")
+            st.error(f"{shown(error, limit=400)}.", icon=":material/image:")
         else:
             ranked = head.classify(features)
-            st.markdown(f"**{query[0]}**: the new head says **{ranked[0][0]}** ({ranked[0][1]:.0%})")
+            st.markdown(f"**{shown(query[0])}**: the new head says **{shown(ranked[0][0])}** ({ranked[0][1]:.0%})")
             st.bar_chart(pd.DataFrame({"probability": dict(ranked)}), horizontal=True)

@@ -1,0 +1,79 @@
+"""Text that comes from users (a URL's parameters, an upload's name, a text box), made safe to show.
+
+Streamlit renders markdown in messages, captions, labels and progress texts, and plotly renders a subset
+of HTML in titles, legends and hover texts; user text in either could carry a link, an image that the
+browser fetches from another host, or markup that dresses it up as the app's own words. :func:`shown` is
+the one way such text reaches the screen: it is cut to a sensible length, its control and bidirectional
+characters are made visible (a right-to-left override would otherwise reverse the app's own sentence
+around it), and it is escaped for where it goes, so that it reads as the characters that were given.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+import unicodedata
+from typing import Literal
+
+#: How much of a user's text a message quotes; the rest is an ellipsis.
+LIMIT = 60
+
+Target = Literal["markdown", "plotly", "plain"]
+
+# Bidirectional controls and other invisible formatting characters that change how the text around them
+# reads (Unicode category Cf covers them, the zero-width space and joiners included); line and paragraph
+# separators (Zl, Zp) would start new markdown blocks.
+_HIDDEN = ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")
+# CommonMark lets every ASCII punctuation character be escaped with a backslash: escaped, none of them
+# starts a link, an image, emphasis, a heading, a list, HTML, Streamlit's ":colour[...]" / ":icon:"
+# directives or LaTeX.
+_MARKDOWN_SPECIAL = frozenset(string.punctuation)
+# GFM's autolinks ("https://...", "www.x.y", "a@b.c") are found in the text after escapes are undone, so
+# escaping does not stop them: an invisible word joiner before each ":", "." and "@" does (the patterns
+# need those right after "http", "www" and a word character). It is ours, added on purpose, not the user's.
+WORD_JOINER = "\u2060"
+_AUTOLINK_BREAK = dict.fromkeys(":.@", WORD_JOINER)
+
+
+def _visible(char: str) -> str:
+    """A character as it can be seen: itself, or its code point for one that would act unseen."""
+    if unicodedata.category(char) in _HIDDEN:
+        return f"<U+{ord(char):04X}>"
+    return char
+
+
+def cleaned(text: object, limit: int = LIMIT) -> str:
+    """``text`` cut to ``limit`` characters (with an ellipsis) and with invisible characters made visible."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[: max(limit - 1, 1)] + "…"
+    return "".join(_visible(char) for char in value)
+
+
+def shown(text: object, target: Target = "markdown", limit: int = LIMIT) -> str:
+    """User text ready for ``target``: markdown (Streamlit's messages, captions and labels), plotly (titles,
+    legends, hover texts) or plain (what shows text as it is: a selectbox's options, a table's cells)."""
+    value = cleaned(text, limit)
+    if target == "markdown":
+        return "".join(
+            _AUTOLINK_BREAK.get(char, "") + (f"\\{char}" if char in _MARKDOWN_SPECIAL else char) for char in value
+        )
+    if target == "plotly":
+        return html.escape(value, quote=True)
+    return value
+
+
+def quoted(text: object, target: Target = "markdown", limit: int = LIMIT) -> str:
+    """:func:`shown` between quotation marks, as messages quote what was given."""
+    return f"“{shown(text, target, limit)}”"
+
+
+def parse_int(text: str) -> int | None:
+    """A whole number from a URL, as :func:`int` reads it ("3", " 3 ", "+3"), or None for anything else.
+
+    ``str.isdigit`` is not the test: it accepts "²", which :func:`int` refuses.
+    """
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None

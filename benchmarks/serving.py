@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,9 +63,11 @@ def per_image_ms(engine: Engine, rounds: int = 3) -> float:
 
 
 def slide_blocks(browser, port: int, sessions: int, settings: int, server_pid: int) -> dict[str, object]:
-    """``sessions`` sessions on the Activations page, each moving another block slider (A, B, C) down one
-    notch at a time through ``settings`` settings, in turns: every setting is a network of its own, with an
-    engine of its own. Returns the seconds per setting and the server's memory."""
+    """``sessions`` sessions on the Activations page, each moving another block slider (A, B, C) one notch at
+    a time through ``settings`` settings, in turns: every setting is a network of its own, with an engine of
+    its own. Returns the seconds per setting and the server's memory."""
+    from playwright.sync_api import expect
+
     from tests.test_browser import settle
 
     tabs = []
@@ -72,20 +76,35 @@ def slide_blocks(browser, port: int, sessions: int, settings: int, server_pid: i
         tab.goto(f"http://127.0.0.1:{port}/activations")
         settle(tab, timeout=600)
         tab.get_by_text("Blocks of each type").first.click()
-        slider = tab.locator("[data-testid='stSidebar'] [role='slider']").nth(index % 3)
+        letter = "ABC"[index % 3]
+        slider = tab.locator("[data-testid='stSlider']").filter(has_text=f"Inception-ResNet-{letter}")
+        slider = slider.locator("input").first
         slider.wait_for()
         tabs.append((tab, slider))
     seconds = []
+    counts = [[10, 20, 10] for _ in tabs]
+    steps = {0: 1, 1: -1, 2: 1}  # A and C up from 10, B down from 20: ten settings each within 1 to 30
+    bars = [tab.locator("[data-testid='stProgress']").filter(has_text=re.compile(r"^1\. ")) for tab, _ in tabs]
     for _ in range(settings):
         start = time.monotonic()
-        for _, slider in tabs:
+        before = [bar.first.inner_text() for bar in bars]
+        for index, (_, slider) in enumerate(tabs):
             slider.focus()
-            slider.press("ArrowLeft")  # one block fewer: another network
-        for tab, _ in tabs:
+            slider.press("ArrowRight" if steps[index % 3] > 0 else "ArrowLeft")  # another network
+            counts[index][index % 3] += steps[index % 3]
+        for (tab, _), wanted, bar, old in zip(tabs, counts, bars, before, strict=True):
+            # the page's run for the new network writes it into the address first and shows its top-5 last
+            # (another network, other random weights: another first class): wait for both, then settle
+            blocks = ",".join(map(str, wanted))
+            tab.wait_for_url(lambda url, blocks=blocks: parse_qs(urlparse(url).query).get("blocks") == [blocks],
+                             timeout=600_000)  # fmt: skip
+            expect(bar.first).not_to_have_text(old, timeout=600_000)
             settle(tab, timeout=600)
         seconds.append(time.monotonic() - start)
+        print(f"  setting {len(seconds)}: {seconds[-1]:.1f} s, server {memory_mb(server_pid)['VmRSS']:.0f} MB",
+              file=sys.stderr, flush=True)  # fmt: skip
     memory = memory_mb(server_pid)
-    values = [int(slider.get_attribute("aria-valuenow") or 0) for _, slider in tabs]
+    values = [int(slider.input_value()) for _, slider in tabs]
     for tab, _ in tabs:
         tab.context.close()
     return {"seconds per setting (all sessions)": seconds, "last block counts": values, **memory}
@@ -106,7 +125,7 @@ def main() -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "serving-streamlit.log"
     port = free_port()
-    server = start_app(port, log, {"EXPLORER_WEIGHTS": "random"})
+    server = start_app(port, log, {"EXPLORER_WEIGHTS": "random"})  # EXPLORER_ENGINE_BUDGET_MB passes through
     report: dict[str, object] = {"cpu cores": os.cpu_count()}
     try:
         deadline = time.monotonic() + 300
@@ -133,6 +152,7 @@ def main() -> None:
             if args.sliders:
                 slid = slide_blocks(browser, port, 3, args.sliders, server.pid)
                 report["sliders: three sessions, seconds per setting"] = slid["seconds per setting (all sessions)"]
+                report["sliders: block counts reached"] = slid["last block counts"]
                 report["sliders: memory after MB"] = slid["VmRSS"]
                 report["sliders: peak memory MB"] = slid["VmHWM"]
             browser.close()

@@ -13,6 +13,9 @@ is always kept, so a budget smaller than one engine keeps exactly one.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 import threading
 from collections import OrderedDict
@@ -23,6 +26,18 @@ from typing import Generic, Protocol, TypeVar
 #: About three engines of the released network on a CPU without bf16 (two fp32 copies of 224 MB each), or
 #: five where the inference copy is bf16.
 DEFAULT_BUDGET_MB = 1400
+
+
+def _trim() -> None:
+    """Hand freed memory back to the system where the C library can (glibc's malloc_trim): an engine's
+    tensors are freed into the heap of whichever of Streamlit's script threads made them, and glibc keeps
+    such memory for reuse by that thread's arena rather than returning it."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return
+    trim(0)
 
 
 class Sized(Protocol):
@@ -68,6 +83,7 @@ class EnginePool(Generic[T]):
         self._building: dict[Hashable, threading.Lock] = {}
         self._built = 0
         self._dropped = 0
+        self._collected = 0  # engines dropped when the garbage was last collected
 
     def get(self, key: Hashable) -> T:
         """The engine for ``key``, built now if it is not held; what ``build`` raises reaches the caller."""
@@ -82,6 +98,7 @@ class EnginePool(Generic[T]):
                 if key in self._engines:
                     self._engines.move_to_end(key)
                     return self._engines[key]
+            self._collect()
             engine = self._build(key)
             with self._lock:
                 self._engines[key] = engine
@@ -89,6 +106,17 @@ class EnginePool(Generic[T]):
                 self._building.pop(key, None)
                 self._shrink()
             return engine
+
+    def _collect(self) -> None:
+        """Free the engines dropped so far before building another. A page's run keeps its engine in the
+        page's namespace, which its own functions refer to: a reference cycle, so a dropped engine's
+        hundreds of megabytes go only when the garbage collector next runs, which allocations of a few
+        large tensors seldom trigger. Once per build (itself a second or so) costs tens of milliseconds."""
+        with self._lock:
+            due, self._collected = self._dropped > self._collected, self._dropped
+        if due:
+            gc.collect()
+            _trim()
 
     def _shrink(self) -> None:
         """Drop the least recently used engines until the rest fit (the newest always stays)."""

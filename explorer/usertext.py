@@ -29,10 +29,19 @@ _HIDDEN = ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")
 # directives or LaTeX.
 _MARKDOWN_SPECIAL = frozenset(string.punctuation)
 # GFM's autolinks ("https://...", "www.x.y", "a@b.c") are found in the text after escapes are undone, so
-# escaping does not stop them: an invisible word joiner before each ":", "." and "@" does (the patterns
-# need those right after "http", "www" and a word character). It is ours, added on purpose, not the user's.
+# escaping does not stop them: an invisible word joiner does, where the patterns need two characters to be
+# adjacent: before a ":" after a letter or digit (a scheme), before the "." of "www." and before any "@".
+# It is ours, added on purpose, not the user's.
 WORD_JOINER = "\u2060"
-_AUTOLINK_BREAK = dict.fromkeys(":.@", WORD_JOINER)
+
+
+def _breaks_autolink(value: str, index: int) -> bool:
+    char, before = value[index], value[max(index - 3, 0) : index]
+    if char == "@":
+        return True
+    if char == ":":
+        return before[-1:].isalnum()
+    return char == "." and before.lower() == "www"
 
 
 def _visible(char: str) -> str:
@@ -56,7 +65,8 @@ def shown(text: object, target: Target = "markdown", limit: int = LIMIT) -> str:
     value = cleaned(text, limit)
     if target == "markdown":
         return "".join(
-            _AUTOLINK_BREAK.get(char, "") + (f"\\{char}" if char in _MARKDOWN_SPECIAL else char) for char in value
+            (WORD_JOINER if _breaks_autolink(value, i) else "") + (f"\\{char}" if char in _MARKDOWN_SPECIAL else char)
+            for i, char in enumerate(value)
         )
     if target == "plotly":
         return html.escape(value, quote=True)

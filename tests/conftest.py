@@ -19,12 +19,13 @@ import torch
 from PIL import Image
 
 from explorer.images import SAMPLES_DIR
-from explorer.inference import cpu_bf16_native
+from explorer.inference import cpu_bf16_native, precision_allowed
 from explorer.model import InceptionResNetV2, build_model
 
 SAMPLES = SAMPLES_DIR
-#: What the CPU engine runs in by default here: bf16 where the CPU has it natively, else fp32.
-CPU_PRECISION = "bf16" if cpu_bf16_native() else "fp32"
+#: What the CPU engine runs in by default here: bf16 where the CPU has it natively (and EXPLORER_PRECISION does
+#: not ask for fp32), else fp32.
+CPU_PRECISION = "bf16" if cpu_bf16_native() and precision_allowed() else "fp32"
 
 
 def image_tensor(path: Path, size: int = 299) -> torch.Tensor:

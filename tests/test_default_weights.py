@@ -7,6 +7,7 @@ or the real library in a fresh process, each with a Hugging Face cache of its ow
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -152,15 +153,20 @@ def test_a_fresh_server_moves_every_page_to_the_downloaded_weights_without_a_cli
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.goto(f"http://127.0.0.1:{port}/counts")
+            tab.goto(f"http://127.0.0.1:{port}/activations")  # an image shown on the random weights
             banner = tab.get_by_text("Random weights:")
             expect(banner).to_be_visible(timeout=120_000)
             expect(tab.get_by_text("Downloading the trained weights: 0 of 112 MB")).to_be_visible(timeout=60_000)
             expect(tab.get_by_text("the trained weights are downloading")).to_be_visible(timeout=60_000)
-            expect(tab.get_by_role("heading", name="How many layers?")).to_be_visible(timeout=120_000)
+            expect(tab.get_by_text("Top-5 (random (seed 0))")).to_be_visible(timeout=120_000)
+            bars = tab.locator("[data-testid='stProgress']").filter(has_text=re.compile(r"^[1-5]\. "))
+            before = bars.all_inner_texts()
             tab.screenshot(path=str(ARTIFACTS / "default-weights-downloading.png"), full_page=True)
             hub.state.hold.set()
             expect(banner).to_have_count(0, timeout=120_000)  # no click: the page moved by itself
+            # and the image already shown moved to the new weights' predictions
+            expect(tab.get_by_text("tf_in1k (Hugging Face Hub)")).to_be_visible(timeout=120_000)
+            expect(bars.first).not_to_have_text(before[0], timeout=60_000)
             tab.screenshot(path=str(ARTIFACTS / "default-weights-ready.png"), full_page=True)
             tab.goto(f"http://127.0.0.1:{port}/activations")  # a new session starts on the trained weights
             expect(tab.get_by_text("tf_in1k (Hugging Face Hub)")).to_be_visible(timeout=120_000)  # the top-5 says

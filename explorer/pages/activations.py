@@ -87,7 +87,7 @@ for column, (name, _, result) in zip(columns, results, strict=True):
     with chart:
         # Native bars rather than a chart: they show with the first paint, before the browser has
         # loaded the plotting library (seconds on a slow machine).
-        st.markdown(f"**Top-5** ({result.weights})")
+        st.markdown(f"**Top-5** ({shown(result.weights)})")
         for rank, prediction in enumerate(result.top5, start=1):
             st.progress(
                 min(max(prediction.probability, 0.0), 1.0),
@@ -129,6 +129,7 @@ for column, (name, _, result) in zip(columns, results, strict=True):
             png_bytes(colourise(values)),
             file_name=f"{block_name}_{kind.removeprefix('channel ')}.png",
             mime="image/png",
+            on_click="ignore",
             key=f"png_{name}",
         )
         right.download_button(
@@ -136,6 +137,7 @@ for column, (name, _, result) in zip(columns, results, strict=True):
             json.dumps(result.to_json(), indent=2),
             file_name=f"{Path(name).stem}.json",
             mime="application/json",
+            on_click="ignore",
             key=f"json_{name}",
         )
 

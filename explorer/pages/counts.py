@@ -144,8 +144,12 @@ st.dataframe(
 
 stem = f"layer-counts-{counts.variant}-{'-'.join(map(str, counts.repeats))}"
 left, right = st.columns(2)
-left.download_button("Download CSV", to_csv(counts), file_name=f"{stem}.csv", mime="text/csv")
+left.download_button("Download CSV", to_csv(counts), file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
 right.download_button(
-    "Download JSON", json.dumps(counts.to_json(), indent=2), file_name=f"{stem}.json", mime="application/json"
+    "Download JSON",
+    json.dumps(counts.to_json(), indent=2),
+    file_name=f"{stem}.json",
+    mime="application/json",
+    on_click="ignore",
 )
 st.caption(f"Output of the whole network: {shape_text(counts.whole.output_shape)} logits.")

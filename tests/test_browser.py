@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -246,9 +247,12 @@ def test_variant_and_repeats_change_the_counts(page):
     choose(page, "Variant", "released")
     page.get_by_text("Blocks of each type").click()
     slider = page.locator("[data-testid='stSlider']").filter(has_text="Inception-ResNet-A").locator("input").first
-    for _ in range(5):  # ten A blocks down to five, one key press (and one rerun) at a time
+    for blocks in range(9, 4, -1):  # ten A blocks down to five, one key press (and one rerun) at a time
         slider.focus()
         slider.press("ArrowLeft")
+        # the run for that network has begun once the address names it (a press during a run may be lost)
+        page.wait_for_url(lambda url, n=blocks: parse_qs(urlparse(url).query).get("blocks") == [f"{n},20,10"],
+                          timeout=180_000)  # fmt: skip
         settle(page)
     assert slider.input_value() == "5"
     expect_metric(page, "Total", str(176 - 5 * 4))
@@ -514,7 +518,7 @@ def no_markup_from(tab, marker: str = "bold") -> None:
 
 
 def test_user_text_from_links_uploads_and_text_boxes_is_never_markup(browser, server):
-    from urllib.parse import quote, urlparse
+    from urllib.parse import quote
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()

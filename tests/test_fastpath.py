@@ -104,6 +104,7 @@ def test_cpu_bf16_engine_keeps_the_answers_of_float32(sample_paths):
 
 
 def test_precision_follows_the_cpu_and_explorer_precision(monkeypatch):
+    monkeypatch.delenv("EXPLORER_PRECISION", raising=False)  # the default first, whatever this run asks for
     model = build_model("released")
     info = WeightsInfo("random", random=True)
     expected = "bf16" if cpu_bf16_native() else "fp32"

@@ -99,13 +99,21 @@ class _ThreadConfinedTracer(fx.Tracer):
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
+#: One trace at a time in the process: two tracers' patches of ``nn.Module.__call__`` nest, and each passes the
+#: other thread's calls to the real forward, so a second session's trace failed with "symbolically traced
+#: variables cannot be used as inputs to control flow" (seen with several sessions moving block sliders at once).
+_TRACING = threading.Lock()
+
+
 def trace_operations(model: InceptionNetwork, with_shapes: bool = False) -> list[Operation]:
     """The forward pass as operations in execution order, each with its kind and component.
 
     ``with_shapes`` also runs the trace on a ``meta`` input of the config's size (no arithmetic,
     a few seconds) to record every operation's output shape.
     """
-    graph = fx.GraphModule(model, _ThreadConfinedTracer().trace(model), type(model).__name__)
+    with _TRACING:
+        traced = _ThreadConfinedTracer().trace(model)
+    graph = fx.GraphModule(model, traced, type(model).__name__)
     if with_shapes:
         size = model.config.input_size
         ShapeProp(graph).propagate(torch.empty(1, model.config.in_channels, size, size, device="meta"))

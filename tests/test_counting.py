@@ -270,3 +270,29 @@ def test_tracing_leaves_other_threads_forward_passes_alone():
         done.set()
         tracer.join(120)
     assert not failures, failures
+
+
+def test_several_sessions_can_trace_at_once():
+    """Two threads counting different networks at the same moment, as two sessions moving sliders do."""
+    import threading as _threading
+
+    from explorer.counting import count_layers as _count
+    from explorer.model import make_config as _make
+
+    configs = [_make("released", repeats=r) for r in ((2, 3, 2), (3, 2, 2), (2, 2, 3), (1, 1, 1))]
+    found: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def count(index: int) -> None:
+        try:
+            found[index] = _count(configs[index]).conventions[0].total
+        except BaseException as error:  # reported below, with the others
+            errors.append(error)
+
+    threads = [_threading.Thread(target=count, args=(i,)) for i in range(len(configs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert found == {i: _count(c).conventions[0].total for i, c in enumerate(configs)}

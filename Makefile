@@ -27,6 +27,7 @@ run: install
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: install-test lint
 	$(BIN)/python -m pytest

@@ -22,18 +22,18 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer.fastpath import inference_copy  # noqa: E402
-from explorer.images import load_image  # noqa: E402
-from explorer.inference import Engine, cpu_bf16_native  # noqa: E402
-from explorer.model import build_model  # noqa: E402
-from explorer.weights import WeightsInfo  # noqa: E402
+from explorer.nets import build_model  # noqa: E402
+from explorer.nets.weights import WeightsInfo  # noqa: E402
+from explorer.runtime import Engine, cpu_bf16_native  # noqa: E402
+from explorer.runtime.fastpath import inference_copy  # noqa: E402
+from explorer.runtime.images import load_image  # noqa: E402
 
 COLD_START = """
 import time; start = time.perf_counter()
-from explorer.images import load_image
-from explorer.inference import Engine
-from explorer.model import make_config
-from explorer.weights import random_weights
+from explorer.runtime.images import load_image
+from explorer.runtime import Engine
+from explorer.nets import make_config
+from explorer.nets.weights import random_weights
 model, info = random_weights(make_config("released"))
 result = Engine(model, info, device="cpu").run(load_image("explorer/samples/cat.jpg").image)
 print(time.perf_counter() - start)

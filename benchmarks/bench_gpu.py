@@ -14,7 +14,7 @@ throughput  batch 256 bf16 channels-last forward: timm eager, timm torch.compile
 check       bf16 against float32 on the sample photographs: same top-1 (a prototype head gives
             each photo a known class), maps correlating >= 0.99.
 run         engine.run(image) on the sample photographs, preprocessing included, compiled graph in place.
-inside      the outputs inside a block (explorer.inside) on the GPU against the CPU's, and the
+inside      the outputs inside a block (explorer.runtime.inside) on the GPU against the CPU's, and the
             time to open a block.
 
 Random weights throughout: timing does not depend on them. Medians of repeated runs.
@@ -37,10 +37,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer.fastpath import fold_batch_norms  # noqa: E402
-from explorer.inference import CapturedPipeline, Engine, pipeline  # noqa: E402
-from explorer.model import build_model  # noqa: E402
-from explorer.weights import WeightsInfo  # noqa: E402
+from explorer.nets import build_model  # noqa: E402
+from explorer.nets.weights import WeightsInfo  # noqa: E402
+from explorer.runtime import CapturedPipeline, Engine, pipeline  # noqa: E402
+from explorer.runtime.fastpath import fold_batch_norms  # noqa: E402
 
 BF16 = torch.bfloat16
 CL = torch.channels_last
@@ -114,7 +114,7 @@ def latency(results: dict) -> None:
         engine = Engine(model, WeightsInfo("random", random=True), device="cuda", compile=compile_)
         engine.wait_compiled(1)  # the engine serves plain kernels until its compiled graph is swapped in
         warmup_s = time.perf_counter() - start
-        captured = engine._captured(1)
+        captured = engine.gpu.captured(1)
         label = f"ours end-to-end, CUDA graph{', compiled' if compile_ else ''}"
         results[label] = median_ms(lambda captured=captured: captured(x), repeats=200)
         results[f"{label}: warm-up seconds"] = warmup_s
@@ -194,17 +194,17 @@ def check(results: dict) -> None:
     with ThreadPoolExecutor(1) as pool:
         build = pool.submit(Engine, model, WeightsInfo("prototype head", random=False), device="cuda", top_k=8)
         engine = build.result()
-    engine._captured(len(paths))  # plain kernels at once; the compiled graph follows in the background
+    engine.gpu.captured(len(paths))  # plain kernels at once; the compiled graph follows in the background
     results["check: engine built off the main thread, compiled"] = engine.wait_compiled(len(paths))
     engine.wait_compiled(1)  # no capture may still run when the other parts draw random numbers on the GPU
     crops = [np.zeros((299, 299, 3), np.uint8)] * len(paths)
     with torch.inference_mode():
         exact, layout = pipeline(engine.model, images.contiguous(memory_format=CL), 8)  # float32 on the GPU
-    fast = engine._captured(len(paths))(images.contiguous(memory_format=CL))  # the bf16 captured graph
+    fast = engine.gpu.captured(len(paths))(images.contiguous(memory_format=CL))  # the bf16 captured graph
     same_top1, worst, where = 0, 1.0, ""
     for i, (row_exact, row_fast) in enumerate(zip(exact.cpu().numpy(), fast, strict=True)):
-        want = engine._unpack(row_exact, layout, crops[i], ())
-        got = engine._unpack(row_fast, layout, crops[i], ())
+        want = engine.unpack(row_exact, layout, crops[i], ())
+        got = engine.unpack(row_fast, layout, crops[i], ())
         same_top1 += want.top5[0].index == got.top5[0].index == i
         for a, b in zip(want.blocks, got.blocks, strict=True):
             # mean and max maps; the top-k maps are compared where both picked the same channels
@@ -220,7 +220,7 @@ def check(results: dict) -> None:
 
 def inside(results: dict) -> None:
     """The inside of a block on the GPU: the same outputs as on the CPU, and the time to open one."""
-    from explorer.images import load_image, sample_path
+    from explorer.runtime.images import load_image, sample_path
 
     image = load_image(sample_path("cat")).image
     model = build_model("released", seed=3)
@@ -241,7 +241,7 @@ def inside(results: dict) -> None:
 
 def run_image(results: dict) -> None:
     """``engine.run`` on the sample photographs as a server runs it, with the compiled graph in place: median."""
-    from explorer.images import load_image
+    from explorer.runtime.images import load_image
 
     images = [load_image(p).image for p in sorted((ROOT / "explorer" / "samples").glob("*.jpg"))]
     engine = Engine(build_model("released"), WeightsInfo("random", random=True), device="cuda")

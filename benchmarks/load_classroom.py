@@ -55,10 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from explorer.images import load_image
-    from explorer.inference import Engine
-    from explorer.model import make_config
-    from explorer.weights import random_weights
+    from explorer.nets import make_config
+    from explorer.nets.weights import random_weights
+    from explorer.runtime import Engine
+    from explorer.runtime.images import load_image
 
     ARTIFACTS.mkdir(exist_ok=True)
     folder = ARTIFACTS / "classroom"

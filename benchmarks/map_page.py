@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("EXPLORER_WEIGHTS", "random")
 
-MAP_PAGE = str(ROOT / "explorer" / "pages" / "map.py")
+MAP_PAGE = str(ROOT / "explorer" / "ui" / "pages" / "map.py")
 NEW_BLOCKS = ["repeat.3", "mixed_6a", "repeat_1.7", "mixed_7a", "repeat_2.4", "block8"]
 
 

@@ -13,9 +13,9 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explorer.fastpath import inference_copy
-from explorer.inference import pipeline, reduce_block
-from explorer.model import build_model
+from explorer.nets import build_model
+from explorer.runtime import pipeline, reduce_block
+from explorer.runtime.fastpath import inference_copy
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ server's script run and the browser's drawing; the browser shares the cores), th
 image in this process (the six samples, three rounds, median), and the server's memory: resident
 after start-up, after the visits, and its peak. Then three sessions on the Activations page each slide
 a block slider through ``--sliders`` settings (30 networks in all, each an engine of its own) and the
-server's peak memory is reported again: the engine pool's budget (explorer.engine_pool) bounds it.
+server's peak memory is reported again: the engine pool's budget (explorer.runtime.engine_pool) bounds it.
 Traffic stays on 127.0.0.1.
 """
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from explorer.inference import Engine
+    from explorer.runtime import Engine
 
 PAGES = {"Network": "", "Network map": "map", "Layer counts": "counts", "Block graph": "graph",
          "Activations": "activations", "Compare variants": "compare", "Residual scaling": "experiment",
@@ -49,7 +49,7 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 def per_image_ms(engine: Engine, rounds: int = 3) -> float:
     """``engine.run`` on each sample photograph, ``rounds`` times: the median in milliseconds."""
-    from explorer.images import load_image, sample_paths
+    from explorer.runtime.images import load_image, sample_paths
 
     images = [load_image(p).image for p in sample_paths()]
     engine.run(images[0])  # warm
@@ -117,9 +117,9 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from explorer.inference import Engine
-    from explorer.model import make_config
-    from explorer.weights import random_weights
+    from explorer.nets import make_config
+    from explorer.nets.weights import random_weights
+    from explorer.runtime import Engine
     from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -4,7 +4,7 @@
 
 Serves a released-network weights file from a stand-in Hub on 127.0.0.1 (tests/hub_server.py; a
 GPU machine here has no network) into an empty Hugging Face cache, and runs the server's default
-weights (explorer.default_weights, EXPLORER_WEIGHTS=auto) as the app does. Reports the seconds
+weights (explorer.runtime.default_weights, EXPLORER_WEIGHTS=auto) as the app does. Reports the seconds
 to the first engine (random weights, the pipeline captured with plain kernels), to its compiled graph
 being swapped in (torch.compile in the background), to the move to the
 downloaded weights (the second engine built while the first serves, Grad-CAM and images going
@@ -42,7 +42,7 @@ def main() -> None:
     )
     from safetensors.torch import save_file
 
-    from explorer.model import build_model
+    from explorer.nets import build_model
     from tests.hub_server import HubServer
 
     served = work / "model.safetensors"
@@ -54,9 +54,10 @@ def main() -> None:
         import torch
 
         from benchmarks.serving import per_image_ms
-        from explorer.default_weights import DefaultWeights
-        from explorer.images import load_image, sample_paths
-        from explorer.inference import Engine
+        from explorer.explain import Explainer
+        from explorer.runtime import Engine
+        from explorer.runtime.default_weights import DefaultWeights
+        from explorer.runtime.images import load_image, sample_paths
 
         images = [load_image(p).image for p in sample_paths()]
         log: list[tuple[float, str]] = []
@@ -76,7 +77,7 @@ def main() -> None:
         during = []
         while defaults.status().busy:  # a class keeps asking while the second engine is built
             during.append(per_image(engine))
-            engine.grad_cam(images[0], "repeat_1.0")  # eager GPU work, with a backward pass
+            Explainer(engine).grad_cam(images[0], "repeat_1.0")  # eager GPU work, with a backward pass
         status = defaults.wait()
         moved = time.perf_counter() - start
         after = per_image(defaults.current()[1])

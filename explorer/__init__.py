@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from explorer.model import (
-        VARIANTS,
-        InceptionNetwork,
-        InceptionResNetConfig,
-        InceptionResNetV2,
-        InceptionV4,
-        InceptionV4Config,
-        NetworkConfig,
-        build_model,
-        make_config,
-    )
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = [
     "VARIANTS",
@@ -30,10 +19,23 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so that `explorer.app` (the server's entry) does not import torch before the server is up.
-    if name in __all__:
-        from explorer import model
+def lazy_exports(
+    package: str, sources: Mapping[str, tuple[str, ...]]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) for names its modules define: ``sources`` maps each
+    module of ``package`` to the names it gives, each imported when first asked for."""
+    where = {name: module for module, names in sources.items() for name in names}
 
-        return getattr(model, name)
-    raise AttributeError(f"module 'explorer' has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+
+    def __dir__() -> list[str]:
+        return sorted(where)
+
+    return __getattr__, __dir__
+
+
+# Lazy, so that `explorer.ui.app` (the server's entry) does not import torch before the server is up.
+__getattr__, __dir__ = lazy_exports(__name__, {"nets": tuple(__all__)})

@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.images import SAMPLES_DIR
-from explorer.inference import cpu_bf16_native, precision_allowed
-from explorer.model import InceptionResNetV2, build_model
+from explorer.nets import InceptionResNetV2, build_model
+from explorer.runtime import cpu_bf16_native, precision_allowed
+from explorer.runtime.images import SAMPLES_DIR
 
 SAMPLES = SAMPLES_DIR
 #: What the CPU engine runs in by default here: bf16 where the CPU has it natively (and EXPLORER_PRECISION does
@@ -54,9 +54,9 @@ def released() -> InceptionResNetV2:
 
 
 def as_read(markdown: str) -> str:
-    """A markdown text as people read it: explorer.usertext.shown's backslash escapes and word joiners undone."""
+    """A markdown text as people read it: explorer.text.usertext.shown's backslash escapes and word joiners undone."""
     import re
 
-    from explorer.usertext import WORD_JOINER
+    from explorer.text.usertext import WORD_JOINER
 
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")

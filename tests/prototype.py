@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explorer.model import InceptionResNetV2
+from explorer.nets import InceptionResNetV2
 
 
 @torch.no_grad()

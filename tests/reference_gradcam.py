@@ -1,5 +1,5 @@
 """The hand-written Grad-CAM the explorer had before Captum's (Selvaraju et al., 2017): kept as the oracle that
-explorer.gradcam, now Captum's LayerGradCam, gives the same maps."""
+explorer.explain.gradcam, now Captum's LayerGradCam, gives the same maps."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from explorer.gradcam import packed
-from explorer.model import InceptionNetwork
-from explorer.results import GradCam
+from explorer.explain.gradcam import packed
+from explorer.nets import InceptionNetwork
+from explorer.runtime.results import GradCam
 
 
 def reference_grad_cam(

@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.attribution import METHODS, THUMBNAIL, Settings, rank_correlation, thumbnail
-from explorer.images import load_image
-from explorer.inference import Engine
-from explorer.model import build_model
-from explorer.weights import WeightsInfo
+from explorer.explain import METHODS, THUMBNAIL, Explainer, Settings, rank_correlation, thumbnail
+from explorer.nets import build_model
+from explorer.nets.weights import WeightsInfo
+from explorer.runtime import Engine
+from explorer.runtime.images import load_image
 from tests.conftest import SAMPLES
 from tests.prototype import set_prototype_head
 from tests.reference_gradcam import reference_grad_cam
@@ -49,7 +49,7 @@ def hooks(model: nn.Module) -> int:
 def test_captums_grad_cam_equals_the_hand_written_one(engine, cat):
     _, x = engine.prepare(cat)
     for block, class_index in (("conv2d_7b", None), ("repeat_1.10", 7), ("mixed_6a", 281)):
-        ours = engine.grad_cam(cat, block, class_index)
+        ours = Explainer(engine).grad_cam(cat, block, class_index)
         theirs = reference_grad_cam(engine.source, x.clone(), block, class_index, engine.label)
         assert ours.class_index == theirs.class_index and ours.block == block
         np.testing.assert_allclose(ours.cam, theirs.cam, rtol=1e-4, atol=1e-6)
@@ -59,8 +59,8 @@ def test_captums_grad_cam_equals_the_hand_written_one(engine, cat):
 def test_every_method_gives_a_map_that_follows_the_class(engine, cat):
     in_place = [m.inplace for m in engine.source.modules() if isinstance(m, nn.ReLU)]
     for method in METHODS:
-        top = engine.explain(cat, method, settings=FAST)
-        other = engine.explain(cat, method, class_index=(top.class_index + 1) % 1000, settings=FAST)
+        top = Explainer(engine).explain(cat, method, settings=FAST)
+        other = Explainer(engine).explain(cat, method, class_index=(top.class_index + 1) % 1000, settings=FAST)
         assert top.heatmap.shape == (299, 299) and top.heatmap.dtype == np.float32, method
         assert np.isfinite(top.heatmap).all() and np.isfinite(other.heatmap).all(), method
         # Grad-CAM keeps the positive part only: a class's map may be empty, but not both
@@ -68,12 +68,12 @@ def test_every_method_gives_a_map_that_follows_the_class(engine, cat):
         assert top.label == engine.label(top.class_index) and top.seconds > 0
         assert (top.block is not None) == method.endswith("grad-cam"), method
         assert rank_correlation(top.heatmap, other.heatmap) < 0.99, method  # another class, another map
-    assert hooks(engine.source) == 0 and hooks(engine._explainer) == 0
+    assert hooks(engine.source) == 0 and hooks(engine.private.kept) == 0
     assert [m.inplace for m in engine.source.modules() if isinstance(m, nn.ReLU)] == in_place  # shared model as it was
 
 
 def test_the_sanity_check_tells_grad_cam_follows_the_model(engine, cat):
-    original, steps = engine.sanity_check(cat, ["grad-cam", "saliency"], settings=FAST)
+    original, steps = Explainer(engine).sanity_check(cat, ["grad-cam", "saliency"], settings=FAST)
     assert set(original) == {"grad-cam", "saliency"}
     titles = [s.randomised_from for s in steps["grad-cam"]]
     assert titles[0] == "Head (pool, dropout, FC)" and titles[-1] == "Stem"
@@ -85,20 +85,20 @@ def test_the_sanity_check_tells_grad_cam_follows_the_model(engine, cat):
     assert rank_correlation(last, thumbnail(original["grad-cam"].heatmap)) == pytest.approx(
         steps["grad-cam"][-1].spearman, abs=0.25
     )
-    again = engine.explain(cat, "grad-cam", settings=FAST)  # the check randomised a copy, not the engine's
+    again = Explainer(engine).explain(cat, "grad-cam", settings=FAST)  # the check randomised a copy, not the engine's
     np.testing.assert_array_equal(again.heatmap, original["grad-cam"].heatmap)
     assert hooks(engine.source) == 0
 
 
 def test_two_threads_get_their_own_answers(engine, cat):
     classes = (3, 500)
-    alone = {c: engine.explain(cat, "grad-cam", class_index=c).heatmap for c in classes}
+    alone = {c: Explainer(engine).explain(cat, "grad-cam", class_index=c).heatmap for c in classes}
     got: dict[int, np.ndarray] = {}
     barrier = threading.Barrier(2)
 
     def ask(class_index: int) -> None:
         barrier.wait()
-        got[class_index] = engine.explain(cat, "grad-cam", class_index=class_index).heatmap
+        got[class_index] = Explainer(engine).explain(cat, "grad-cam", class_index=class_index).heatmap
 
     threads = [threading.Thread(target=ask, args=(c,)) for c in classes]
     for thread in threads:
@@ -111,11 +111,11 @@ def test_two_threads_get_their_own_answers(engine, cat):
 
 def test_bad_requests_are_refused_with_the_names_there_are(engine, cat):
     with pytest.raises(ValueError, match="unknown method 'lime'; methods are: grad-cam"):
-        engine.explain(cat, "lime")
+        Explainer(engine).explain(cat, "lime")
     with pytest.raises(ValueError, match=r"unknown block 'repeat\.99'"):
-        engine.explain(cat, "grad-cam", block="repeat.99")
+        Explainer(engine).explain(cat, "grad-cam", block="repeat.99")
     with pytest.raises(ValueError, match=r"class 1000 is outside 0\.\.999"):
-        engine.explain(cat, "saliency", class_index=1000)
+        Explainer(engine).explain(cat, "saliency", class_index=1000)
 
 
 def test_rank_correlation_is_spearmans():

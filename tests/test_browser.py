@@ -566,7 +566,7 @@ def test_user_text_from_links_uploads_and_text_boxes_is_never_markup(browser, se
             message = tab.locator("[data-testid='stAlert']", has_text="click me").first
             message.wait_for(timeout=180_000)
             settle(tab)
-            # the characters as given (explorer.usertext's invisible word joiners aside)
+            # the characters as given (explorer.text.usertext's invisible word joiners aside)
             assert "[click me](https://evil" in message.inner_text().replace("\u2060", ""), (path, name)
             no_markup_from(tab)
         # an upload's name

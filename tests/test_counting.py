@@ -14,9 +14,9 @@ import pytest
 import torchinfo
 from torch import nn
 
-from explorer.claims import ARTICLE_BREAKDOWN, check_claims
-from explorer.counting import KINDS, RULES, count_layers, reconcile, to_csv, trace_operations
-from explorer.model import VARIANTS, build_model, make_config
+from explorer.analysis.claims import ARTICLE_BREAKDOWN, check_claims
+from explorer.analysis.counting import KINDS, RULES, count_layers, reconcile, to_csv, trace_operations
+from explorer.nets import VARIANTS, build_model, make_config
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +241,9 @@ def test_tracing_leaves_other_threads_forward_passes_alone():
 
     import torch
 
-    from explorer.images import load_image
-    from explorer.inference import Engine
-    from explorer.weights import WeightsInfo
+    from explorer.nets.weights import WeightsInfo
+    from explorer.runtime import Engine
+    from explorer.runtime.images import load_image
     from tests.conftest import SAMPLES
 
     engine = Engine(build_model("released", seed=1), WeightsInfo("r", random=True), device="cpu")
@@ -276,8 +276,8 @@ def test_several_sessions_can_trace_at_once():
     """Two threads counting different networks at the same moment, as two sessions moving sliders do."""
     import threading as _threading
 
-    from explorer.counting import count_layers as _count
-    from explorer.model import make_config as _make
+    from explorer.analysis.counting import count_layers as _count
+    from explorer.nets import make_config as _make
 
     configs = [_make("released", repeats=r) for r in ((2, 3, 2), (3, 2, 2), (2, 2, 3), (1, 1, 1))]
     found: dict[int, int] = {}

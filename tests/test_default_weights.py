@@ -19,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from explorer.default_weights import DefaultWeights
-from explorer.model import build_model
-from explorer.weights import HUB_FILENAME, HUB_REPOS, download_hub_weights
+from explorer.nets import build_model
+from explorer.nets.weights import HUB_FILENAME, HUB_REPOS, download_hub_weights
+from explorer.runtime.default_weights import DefaultWeights
 from tests.hub_server import HubServer
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app
 
@@ -48,7 +48,7 @@ def hub(served_file) -> Iterator[HubServer]:
 def fresh_process(env: dict[str, str], timeout: float = 300) -> tuple[str, float]:
     """The server's default weights, resolved in a fresh Python process as the server does: (its console, seconds)."""
     code = (
-        "from explorer.default_weights import DefaultWeights\n"
+        "from explorer.runtime.default_weights import DefaultWeights\n"
         "status = DefaultWeights().start().wait()\n"
         "print('STATUS', status.weights, status.phase)\n"
     )

@@ -6,11 +6,12 @@ import threading
 
 import pytest
 
-from explorer.engine_pool import DEFAULT_BUDGET_MB, EnginePool, budget_from_environment
-from explorer.images import load_image, sample_path
-from explorer.inference import Engine
-from explorer.model import make_config
-from explorer.weights import random_weights
+from explorer.explain import Explainer
+from explorer.nets import make_config
+from explorer.nets.weights import random_weights
+from explorer.runtime import Engine
+from explorer.runtime.engine_pool import DEFAULT_BUDGET_MB, EnginePool, budget_from_environment
+from explorer.runtime.images import load_image, sample_path
 
 SMALL = [(1, 1, 1), (1, 2, 1), (2, 1, 1)]  # three small networks, each a real engine
 
@@ -64,7 +65,7 @@ def test_sessions_asking_at_once_wait_for_one_build():
 def test_an_engine_counts_its_attribution_copy_once_it_is_made(sizes):
     engine = build(SMALL[0])
     before = engine.nbytes
-    engine.explain(load_image(sample_path("cat")).image, "saliency")
+    Explainer(engine).explain(load_image(sample_path("cat")).image, "saliency")
     assert engine.nbytes > before
     pool = EnginePool(lambda key: engine if key == "grown" else build(key), budget=before + sizes[SMALL[1]])
     pool.get("grown")

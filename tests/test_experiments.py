@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from explorer.experiments import run_experiment, settings
-from explorer.images import load_image
-from explorer.weights import random_weights
+from explorer.lessons.experiments import run_experiment, settings
+from explorer.nets.weights import random_weights
+from explorer.runtime.images import load_image
 from tests.conftest import SAMPLES
 
 

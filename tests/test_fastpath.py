@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.fastpath import fold_batch_norms, inference_copy
-from explorer.inference import Engine, block_groups, cpu_bf16_native, pipeline, streamed_pipeline
-from explorer.model import build_model
-from explorer.weights import WeightsInfo
+from explorer.nets import build_model
+from explorer.nets.weights import WeightsInfo
+from explorer.runtime import Engine, block_groups, cpu_bf16_native, pipeline, streamed_pipeline
+from explorer.runtime.fastpath import fold_batch_norms, inference_copy
 from tests.conftest import image_tensor
 from tests.prototype import set_prototype_head
 
@@ -49,8 +49,8 @@ def test_bf16_pipeline_matches_float32_on_the_samples(sample_paths):
     assert layout == fast_layout
     engine = Engine(model, WeightsInfo("prototype head", random=False), device="cpu", top_k=4)
     crops = [np.zeros((299, 299, 3), np.uint8)] * len(images)
-    exact_results = [engine._unpack(row, layout, c, ()) for row, c in zip(exact.numpy(), crops, strict=True)]
-    fast_results = [engine._unpack(row, layout, c, ()) for row, c in zip(fast.float().numpy(), crops, strict=True)]
+    exact_results = [engine.unpack(row, layout, c, ()) for row, c in zip(exact.numpy(), crops, strict=True)]
+    fast_results = [engine.unpack(row, layout, c, ()) for row, c in zip(fast.float().numpy(), crops, strict=True)]
     for i, (want, got) in enumerate(zip(exact_results, fast_results, strict=True)):
         assert want.top5[0].index == i  # the known answer in float32
         assert got.top5[0].index == i  # kept in bf16
@@ -84,7 +84,7 @@ def test_cpu_bf16_engine_keeps_the_answers_of_float32(sample_paths):
     """The reduced-precision CPU path, run even where the CPU has no native bf16 (slower there, same numbers)."""
     from PIL import Image
 
-    from explorer.inference import crop_for_network, to_tensor
+    from explorer.runtime import crop_for_network, to_tensor
 
     images = [Image.open(p).convert("RGB") for p in sample_paths]
     model = build_model("released", seed=3)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.counting import count_layers
-from explorer.model import make_config
+from explorer.analysis.counting import count_layers
+from explorer.nets import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-PAGES = ROOT / "explorer" / "pages"
+PAGES = ROOT / "explorer" / "ui" / "pages"
 
 
 def param(page: AppTest, name: str) -> str | None:
@@ -120,8 +120,8 @@ def test_presenter_mode_by_address_and_by_toggle():
 
 
 def test_presenter_steps_through_the_map():
-    from explorer.model import build_model
-    from explorer.netmap import presentation_path
+    from explorer.drawing.netmap import presentation_path
+    from explorer.nets import build_model
 
     page = AppTest.from_file(str(PAGES / "map.py"), default_timeout=300)
     page.session_state["present"] = True

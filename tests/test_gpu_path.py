@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.capture import GpuGate
-from explorer.images import load_image
-from explorer.preprocessing import crop_for_network, crop_on_device, normalise, to_tensor
+from explorer.runtime.capture import GpuGate
+from explorer.runtime.images import load_image
+from explorer.runtime.preprocessing import crop_for_network, crop_on_device, normalise, to_tensor
 
 CPU = torch.device("cpu")
 

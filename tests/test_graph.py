@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from explorer.graph import block_graph, network_graph, render, trace_network
-from explorer.model import VARIANTS, build_model, make_config
-from explorer.summary import shape_text
+from explorer.analysis.summary import shape_text
+from explorer.drawing.graph import block_graph, network_graph, render, trace_network
+from explorer.nets import VARIANTS, build_model, make_config
 
 EDGE = re.compile(r'^\s*(\S+) -> (\S+) \[label=(?:"([^"]*)"|(\w+))', re.MULTILINE)
 NODE = re.compile(r"^\s*(\w+) \[label=", re.MULTILINE)

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import save_file
 
-from explorer.images import MAX_BYTES, ImageError, LoadedImage, load_image
-from explorer.inference import Engine
-from explorer.model import build_model, make_config
-from explorer.weights import HUB_FILENAME, HUB_REPOS, WeightsError, load_hub_weights, load_weights_file
+from explorer.nets import build_model, make_config
+from explorer.nets.weights import HUB_FILENAME, HUB_REPOS, WeightsError, load_hub_weights, load_weights_file
+from explorer.runtime import Engine
+from explorer.runtime.images import MAX_BYTES, ImageError, LoadedImage, load_image
 from tests.hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def test_corrupt_download_is_evicted_and_a_retry_works(tmp_path, good_state):
 
 
 def test_engine_falls_back_to_the_cpu_and_says_so():
-    from explorer.weights import random_weights
+    from explorer.nets.weights import random_weights
 
     model, info = random_weights(RELEASED)
     engine = Engine(model, info, device="cpu")
@@ -177,10 +177,10 @@ def test_engine_falls_back_to_the_cpu_and_says_so():
 def test_cpu_only_runs_never_start_cuda_or_compile():
     script = (
         "import sys, torch\n"
-        "from explorer.images import load_image\n"
-        "from explorer.inference import Engine\n"
-        "from explorer.model import make_config\n"
-        "from explorer.weights import random_weights\n"
+        "from explorer.runtime.images import load_image\n"
+        "from explorer.runtime import Engine\n"
+        "from explorer.nets import make_config\n"
+        "from explorer.nets.weights import random_weights\n"
         "model, info = random_weights(make_config('released'))\n"
         "Engine(model, info, device='cpu').run(load_image('explorer/samples/cat.jpg').image)\n"
         "compiled = 0\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.images import MAX_PIXELS, ImageError, load_image
+from explorer.runtime.images import MAX_PIXELS, ImageError, load_image
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:

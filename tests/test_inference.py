@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.images import load_image
-from explorer.inference import Engine, crop_for_network, imagenet_labels, pick_device, to_tensor
-from explorer.model import make_config
-from explorer.weights import random_weights
+from explorer.explain import Explainer
+from explorer.nets import make_config
+from explorer.nets.weights import random_weights
+from explorer.runtime import Engine, crop_for_network, imagenet_labels, pick_device, to_tensor
+from explorer.runtime.images import load_image
 from tests.conftest import CPU_PRECISION
 
 SAMPLES = Path(__file__).resolve().parent.parent / "explorer" / "samples"
@@ -67,8 +68,8 @@ def test_to_tensor_is_torchvisions_arithmetic(sample_paths):
 
 def test_the_cpu_path_to_a_first_result_imports_neither_torchvision_nor_the_compiler():
     script = (
-        "import sys; from explorer.images import load_image; from explorer.inference import Engine;"
-        "from explorer.model import make_config; from explorer.weights import random_weights;"
+        "import sys; from explorer.runtime.images import load_image; from explorer.runtime import Engine;"
+        "from explorer.nets import make_config; from explorer.nets.weights import random_weights;"
         "e = Engine(*random_weights(make_config('released')), device='cpu');"
         "r = e.run(load_image('explorer/samples/cat.jpg').image);"
         "print(r.top5[0].label in e.labels, 'torchvision' in sys.modules, 'torch._dynamo' in sys.modules)"
@@ -153,20 +154,20 @@ def test_a_bright_square_lights_up_its_region_in_early_blocks(engine):
 
 def test_grad_cam_is_sane(engine, cat_result):
     image = load_image(SAMPLES / "cat.jpg").image
-    cam = engine.grad_cam(image, "repeat_1.10")
+    cam = Explainer(engine).grad_cam(image, "repeat_1.10")
     assert cam.class_index == cat_result.top5[0].index  # the top-1 class by default
     assert cam.cam.shape == (17, 17) and (cam.cam >= 0).all()
     assert cam.heatmap.shape == (299, 299)
     assert cam.heatmap.min() >= 0 and cam.heatmap.max() <= 1 + 1e-6
     if cam.cam.max() > 0:
         assert cam.heatmap.max() == pytest.approx(1.0, abs=1e-5)
-    other = engine.grad_cam(image, "mixed_7a", class_index=281)
+    other = Explainer(engine).grad_cam(image, "mixed_7a", class_index=281)
     assert other.label == "tabby" and other.cam.shape == (8, 8)
     assert not any(p.grad is not None for p in engine.model.parameters())  # the shared model is untouched
     with pytest.raises(ValueError):
-        engine.grad_cam(image, "repeat_9.0")
+        Explainer(engine).grad_cam(image, "repeat_9.0")
     with pytest.raises(ValueError):
-        engine.grad_cam(image, "block8", class_index=1000)
+        Explainer(engine).grad_cam(image, "block8", class_index=1000)
 
 
 def test_concurrent_runs_share_one_engine(engine):
@@ -233,7 +234,7 @@ def test_cli_several_images_and_bad_input(tmp_path):
 
 def test_each_networks_preprocessing_is_timms_for_its_weights():
     timm = pytest.importorskip("timm")
-    from explorer.preprocessing import preprocessing_for
+    from explorer.runtime.preprocessing import preprocessing_for
 
     for variant, name in (("released", "inception_resnet_v2"), ("inception-v4", "inception_v4")):
         config = timm.data.resolve_data_config({}, model=timm.create_model(name, pretrained=False))

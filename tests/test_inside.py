@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.images import SAMPLES_DIR
-from explorer.inference import Engine
-from explorer.inside import block_inputs, inside_tensors, unit_tensors
-from explorer.model import build_model, make_config
-from explorer.weights import WeightsInfo
+from explorer.nets import build_model, make_config
+from explorer.nets.weights import WeightsInfo
+from explorer.runtime import Engine
+from explorer.runtime.images import SAMPLES_DIR
+from explorer.runtime.inside import block_inputs, inside_tensors, unit_tensors
 from tests.test_model import randomise_
 
 timm = pytest.importorskip("timm")
@@ -145,7 +145,7 @@ def test_paper_variants_inside_ends_with_the_blocks_output(variant, block, photo
 def test_engine_inside_reduces_as_the_engine_does(photos):
     model = build_model("released")
     engine = Engine(model, WeightsInfo("random", random=True), device="cpu", cpu_dtype=torch.float32)
-    from explorer.images import load_image
+    from explorer.runtime.images import load_image
 
     image = load_image(SAMPLES_DIR / "cat.jpg").image
     inputs = engine.block_inputs(image)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.model import (
+from explorer.nets import (
     VARIANTS,
     Block8,
     InceptionResNetBlock,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.counting import count_layers
-from explorer.model import make_config
+from explorer.analysis.counting import count_layers
+from explorer.nets import make_config
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 
 pytestmark = pytest.mark.package
@@ -56,9 +56,10 @@ def test_irv2_explorer_counts_from_outside_the_checkout(installed, tmp_path):
 
 def test_the_wheel_carries_the_samples_and_infers_on_them(installed, tmp_path):
     python = str(installed / "python")
-    where = run([python, "-c", "import explorer.images as i; print(i.SAMPLES_DIR)"], cwd=tmp_path).stdout.strip()
+    show_samples = "import explorer.runtime.images as i; print(i.SAMPLES_DIR)"
+    where = run([python, "-c", show_samples], cwd=tmp_path).stdout.strip()
     assert Path(where).is_relative_to(installed.parent) and (Path(where) / "ATTRIBUTION.md").is_file()
-    settings = Path(where).parent / "serve" / ".streamlit" / "config.toml"  # a file, as the link in the checkout reads
+    settings = Path(where).parent / "ui" / "serve" / ".streamlit" / "config.toml"  # a file, not the checkout's link
     assert not settings.is_symlink() and settings.read_text() == (ROOT / ".streamlit" / "config.toml").read_text()
     done = run(
         [str(installed / "irv2-explorer"), "infer", str(Path(where) / "cat.jpg"), "--format", "json"], cwd=tmp_path
@@ -94,7 +95,7 @@ def test_irv2_explorer_app_serves_the_app(installed, tmp_path):
                 tab.goto(f"http://127.0.0.1:{port}/counts")
                 expect(tab.get_by_role("heading", name="How many layers?")).to_be_visible(timeout=120_000)
                 nav = tab.locator("[data-testid='stSidebarNav'] a")
-                expect(nav).to_have_text(PAGES)  # the app's pages, not a listing of explorer/pages/
+                expect(nav).to_have_text(PAGES)  # the app's pages, not a listing of explorer/ui/pages/
                 ARTIFACTS.mkdir(exist_ok=True)
                 tab.screenshot(path=str(ARTIFACTS / "irv2-explorer-app.png"))
                 browser.close()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.model import make_config
-from explorer.summary import summarize
+from explorer.analysis.summary import summarize
+from explorer.nets import make_config
 from tests.conftest import CPU_PRECISION, as_read
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -47,11 +47,11 @@ def test_network_page_follows_variant_and_repeats(app):
     assert metric(app, "Parameters") == f"{fewer.params / 1e6:.2f} M"
 
 
-COUNTS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "counts.py")
+COUNTS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "counts.py")
 
 
 def test_counts_page_answers_with_every_convention():
-    from explorer.counting import count_layers
+    from explorer.analysis.counting import count_layers
 
     page = AppTest.from_file(COUNTS_PAGE, default_timeout=300).run()
     assert not page.exception
@@ -71,7 +71,7 @@ def test_counts_page_answers_with_every_convention():
 
 
 def test_counts_page_follows_the_repeats_slider():
-    from explorer.counting import count_layers
+    from explorer.analysis.counting import count_layers
 
     page = AppTest.from_file(COUNTS_PAGE, default_timeout=300).run()
     page.sidebar.slider[0].set_value(5).run()  # ten A blocks down to five
@@ -81,7 +81,7 @@ def test_counts_page_follows_the_repeats_slider():
     assert "Inception-ResNet-A x5" in page.dataframe[1].value["component"].tolist()
 
 
-GRAPH_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "graph.py")
+GRAPH_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "graph.py")
 
 
 def test_graph_page_draws_the_overview_and_drills_into_a_block():
@@ -100,7 +100,7 @@ def test_graph_page_draws_the_overview_and_drills_into_a_block():
     assert labels[0] == "Download DOT"
 
 
-ACTIVATIONS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "activations.py")
+ACTIVATIONS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "activations.py")
 
 
 def image_captions(page: AppTest) -> list[str]:
@@ -153,7 +153,7 @@ def test_activations_page_runs_a_sample():
 def test_weights_file_on_the_server_can_be_chosen(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    from explorer.model import build_model
+    from explorer.nets import build_model
 
     save_file(build_model("released", seed=5).state_dict(), str(tmp_path / "mine.safetensors"))
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
@@ -175,7 +175,7 @@ def test_weights_file_on_the_server_can_be_chosen(tmp_path, monkeypatch):
     assert not any("Random weights" in w.value for w in page.warning)
 
 
-PAGES = Path(__file__).resolve().parent.parent / "explorer" / "pages"
+PAGES = Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages"
 
 
 def test_compare_page_states_the_papers_comparison_and_shades_by_distance():
@@ -201,9 +201,9 @@ def test_compare_page_states_the_papers_comparison_and_shades_by_distance():
 
 
 def test_compare_shading_marks_only_cells_far_from_the_released_network():
-    from explorer.comparison import comparison_rows
-    from explorer.counting import count_layers
-    from explorer.model import VARIANTS
+    from explorer.analysis.comparison import comparison_rows
+    from explorer.analysis.counting import count_layers
+    from explorer.nets import VARIANTS
 
     rows = comparison_rows({v: count_layers(c) for v, c in VARIANTS.items()})
     macs = rows["MACs per image"]
@@ -243,7 +243,7 @@ def test_tour_walks_through_every_step():
     assert "repeated 5, 10 and 5" in " ".join(claims["claim"]) and set(claims["verdict"]) <= {"true", "false", "partly"}
 
 
-MAP_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "pages" / "map.py")
+MAP_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "map.py")
 
 
 def open_map(**params: str) -> AppTest:
@@ -258,7 +258,7 @@ def markdown_text(page: AppTest) -> str:
 
 
 def test_map_opens_the_block_in_the_link_with_its_inside():
-    from explorer.graph import trace_network
+    from explorer.drawing.graph import trace_network
 
     page = open_map(node="repeat_1.0", image="cat")
     assert not page.exception and not page.error
@@ -344,7 +344,7 @@ def test_new_head_page_trains_on_two_classes_and_classifies():
 
 
 def test_new_head_refuses_one_class_and_duplicate_names():
-    from explorer.transfer import TransferError, check_classes
+    from explorer.lessons.transfer import TransferError, check_classes
 
     with pytest.raises(TransferError, match="2 to 5"):
         check_classes({"only": [1]})

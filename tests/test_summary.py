@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from explorer.model import VARIANTS, build_model, make_config
-from explorer.summary import format_summary, shape_text, summarize
+from explorer.analysis.summary import format_summary, shape_text, summarize
+from explorer.nets import VARIANTS, build_model, make_config
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

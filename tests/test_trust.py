@@ -15,13 +15,13 @@ import pytest
 from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
-from explorer.images import load_image, sample_path
-from explorer.inference import Engine
-from explorer.model import build_model, make_config
-from explorer.weights import load_weights_file, random_weights
+from explorer.nets import build_model, make_config
+from explorer.nets.weights import load_weights_file, random_weights
+from explorer.runtime import Engine
+from explorer.runtime.images import load_image, sample_path
 from tests.conftest import as_read
 
-PAGES = Path(__file__).resolve().parent.parent / "explorer" / "pages"
+PAGES = Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages"
 CAT = load_image(sample_path("cat")).image
 
 
@@ -59,7 +59,7 @@ def samples_on(page: AppTest, sample: str) -> AppTest:
 def default_engine() -> Engine:
     """The engine the released network's pages run on: the server's default (whatever weights an earlier test
     of this process left it with), read-only."""
-    from explorer.pages._common import server_defaults
+    from explorer.ui.common import server_defaults
 
     return server_defaults().current()[1]
 
@@ -182,7 +182,7 @@ def test_a_link_opens_its_network_and_bad_ones_are_said():
 
 
 def test_inception_v4_components_are_described_by_their_own_blocks():
-    from explorer.model import InceptionA
+    from explorer.nets import InceptionA
 
     page = page_at("map.py", variant="inception-v4", node="block_a")
     text = "\n".join(m.value for m in page.markdown)
@@ -197,8 +197,8 @@ def test_inception_v4_components_are_described_by_their_own_blocks():
 def test_the_parts_a_node_may_name_are_the_parts_each_block_has(variant):
     import torch
 
-    from explorer.inside import block_inputs, inside_tensors, part_names
-    from explorer.netmap import resolve
+    from explorer.drawing.netmap import resolve
+    from explorer.runtime.inside import block_inputs, inside_tensors, part_names
 
     model = build_model(variant, device="meta")
     inputs = block_inputs(model, torch.empty(1, 3, 299, 299, device="meta"))
@@ -224,14 +224,14 @@ def _is_module(module, name: str) -> bool:
 
 
 def test_reduction_a_has_no_residual_to_open():
-    from explorer.netmap import resolve
+    from explorer.drawing.netmap import resolve
 
     with pytest.raises(ValueError, match="mixed_6a has no “scaled_residual”"):
         resolve(build_model("released", device="meta"), "mixed_6a.scaled_residual")
 
 
 def test_inception_v4_runs_of_blocks_are_counted_as_one_run_in_the_drawing():
-    from explorer.graph import network_graph, trace_network
+    from explorer.drawing.graph import network_graph, trace_network
 
     source = network_graph(trace_network(make_config("inception-v4")), "overview").source
     assert "InceptionA x 4" in source and "InceptionB x 7" in source and "InceptionC x 3" in source

@@ -1,4 +1,4 @@
-"""User text is text: explorer.usertext, checked with a real CommonMark + GFM parser (markdown-it-py, the parser
+"""User text is text: explorer.text.usertext, checked with a real CommonMark + GFM parser (markdown-it-py, the parser
 behind rich and MyST) as the oracle for what Streamlit's markdown would make of it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from explorer.usertext import LIMIT, cleaned, parse_int, quoted, shown
+from explorer.text.usertext import LIMIT, cleaned, parse_int, quoted, shown
 
 PAYLOADS = [
     "[click me](https://evil.example/x)",
@@ -78,7 +78,7 @@ def test_any_text_comes_out_bounded_and_without_markup(text):
 
 
 def test_autolinks_are_broken_by_word_joiners_that_read_as_nothing():
-    from explorer.usertext import WORD_JOINER
+    from explorer.text.usertext import WORD_JOINER
 
     out = shown("https://evil.example www.evil.example a@evil.example")
     assert f"https{WORD_JOINER}\\:" in out and f"www{WORD_JOINER}\\." in out and f"a{WORD_JOINER}\\@" in out

@@ -15,9 +15,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from explorer.images import SAMPLES_DIR
-from explorer.model import build_model, make_config
-from explorer.weights import (
+from explorer.nets import build_model, make_config
+from explorer.nets.weights import (
     HUB_FILENAME,
     HUB_REPOS,
     HUB_TIMEOUT,
@@ -27,6 +26,7 @@ from explorer.weights import (
     load_weights_file,
     random_weights,
 )
+from explorer.runtime.images import SAMPLES_DIR
 from tests.hub_server import HubServer
 
 RELEASED = make_config("released")
@@ -288,8 +288,8 @@ def test_inception_v4_weights_from_the_hub_load_strictly_and_give_timms_logits(t
     timm = pytest.importorskip("timm")
     from safetensors.torch import save_file
 
-    from explorer.model import INCEPTION_V4
-    from explorer.weights import hub_tags_for
+    from explorer.nets import INCEPTION_V4
+    from explorer.nets.weights import hub_tags_for
 
     peer = timm.create_model("inception_v4", pretrained=False).eval()
     with torch.no_grad():

@@ -1,0 +1,73 @@
+"""The explorer's Streamlit app: the pages, and the server's start-up hook.
+
+Two scripts serve it: ``app.py`` in a checkout (``make run``, Streamlit Community Cloud, Hugging
+Face Spaces) and ``explorer/serve/app.py`` in an installed package (``irv2-explorer app``). Each
+browser session runs its script as ``__main__``, which calls :func:`navigation`. ``streamlit run``
+also imports the script to find ``app`` (an ``st.App``) and serves that: the same pages, plus
+:func:`lifespan`, which starts loading the default model and its weights as soon as the server is
+up, before anyone connects (seconds on a CPU, a minute or two of compiling on a GPU, a download
+in the background where the weights are not cached yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+
+def navigation() -> None:
+    """One session's run: the pages (absolute paths, so that any entry script can serve them).
+
+    Presenting (``?present=1``), the pages are listed along the top instead of in the hidden sidebar.
+    """
+    from explorer.ui.present import presenter_controls, presenting
+
+    present = presenting()
+    st.set_page_config(
+        page_title="Inception-ResNet-v2 Explorer",
+        layout="wide",
+        initial_sidebar_state="collapsed" if present else "auto",
+    )
+    page = st.navigation(
+        [
+            st.Page(PAGES / "overview.py", title="Network", default=True),
+            st.Page(PAGES / "map.py", title="Network map", url_path="map"),
+            st.Page(PAGES / "counts.py", title="Layer counts", url_path="counts"),
+            st.Page(PAGES / "graph.py", title="Block graph", url_path="graph"),
+            st.Page(PAGES / "activations.py", title="Activations", url_path="activations"),
+            st.Page(PAGES / "compare.py", title="Compare variants", url_path="compare"),
+            st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
+            st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),
+            st.Page(PAGES / "transfer.py", title="New head", url_path="transfer"),
+        ],
+        position="top" if present else "sidebar",
+    )
+    presenter_controls(present)
+    page.run()
+
+
+def _warm_up() -> None:
+    from explorer.nets import make_config  # imports torch: off the server's start
+    from explorer.ui.common import published_checks, server_defaults, summary_of
+
+    server_defaults()  # starts loading; it reports on the console itself
+    # The opening page's answer and summary (every variant counted), ready before the first visitor. The
+    # caches' spinners look for a session this thread has not got, and say so: not worth a line on the console.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+        lambda record: record.threadName != "explorer-warm-up"
+    )
+    published_checks()
+    summary_of(make_config("released"))
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    threading.Thread(target=_warm_up, name="explorer-warm-up", daemon=True).start()
+    yield

@@ -1,0 +1,155 @@
+"""How many layers? Every convention, per component, with the published figures and claims checked."""
+
+import json
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from explorer.analysis.counting import KINDS, counts_table_rows, to_csv
+from explorer.analysis.summary import shape_text
+from explorer.drawing.palette import COMPONENT_COLOURS
+from explorer.text.usertext import quoted
+from explorer.ui.common import counts_of, published_checks, variant_sidebar
+from explorer.ui.present import sized
+
+config = variant_sidebar()
+counts = counts_of(config)
+titles = {c.key: c.title for c in counts.components}
+colours = {c.title: COMPONENT_COLOURS[c.key] for c in counts.components}
+
+st.title("How many layers?")
+st.markdown(
+    "It depends on what you count. Each row below is one convention people use, defined in one sentence "
+    "and counted on the network built from the code. Where a total is a figure that gets published, the "
+    "last column says which. Change the variant or the number of blocks in the sidebar and every count follows."
+)
+
+# ?convention=KEY (the opening page's links): that row picked and highlighted; the pick goes back into the address.
+keys = [c.key for c in counts.conventions]
+names = [c.name for c in counts.conventions]
+asked = st.query_params.get("convention")
+if asked is not None and asked not in keys:
+    st.error(
+        f"No convention called {quoted(asked)}; the conventions are {', '.join(keys)}.", icon=":material/link_off:"
+    )
+elif asked is not None:
+    st.session_state["convention"] = names[keys.index(asked)]
+
+
+def _pick() -> None:
+    st.query_params["convention"] = keys[names.index(st.session_state["convention"])]
+
+
+answer = pd.DataFrame(
+    [{"convention": c.name, "total": c.total, "reproduces": c.reproduces or "-"} for c in counts.conventions]
+)
+picked = st.session_state.get("convention") if asked in keys else None
+st.dataframe(
+    answer.style.apply(
+        lambda row: ["background-color: rgba(255, 196, 0, 0.35)" if row["convention"] == picked else ""] * len(row),
+        axis=1,
+    ),
+    hide_index=True,
+)
+
+st.subheader("One convention, component by component", anchor="one-convention")
+chosen_name = st.selectbox("Convention", names, key="convention", on_change=_pick)
+chosen = counts.conventions[names.index(chosen_name)]
+st.markdown(f"**{chosen.name}**: {chosen.definition}")
+st.metric("Total", chosen.total)
+per_component = pd.DataFrame(
+    {"component": [titles[k] for k in chosen.per_component], "count": list(chosen.per_component.values())}
+)
+bars = px.bar(
+    per_component,
+    x="count",
+    y="component",
+    orientation="h",
+    color="component",
+    color_discrete_map=colours,
+    text="count",
+    title=f"{chosen.name}: {chosen.total} in all",
+)
+bars.update_layout(
+    showlegend=False, yaxis={"categoryorder": "array", "categoryarray": per_component["component"][::-1]}
+)
+st.plotly_chart(sized(bars))
+
+st.subheader("Layers by kind")
+table = pd.DataFrame(counts_table_rows(counts)).drop(columns=[c.name for c in counts.conventions])
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "params": st.column_config.NumberColumn(format="localized"),
+        "MACs": st.column_config.NumberColumn(format="localized"),
+    },
+)
+kinds = pd.DataFrame(
+    [
+        {"component": comp.title, "kind": KINDS[kind], "layers": n}
+        for comp in counts.components
+        for kind, n in comp.kinds.items()
+        if n
+    ]
+)
+stacked = px.bar(
+    kinds,
+    x="component",
+    y="layers",
+    color="kind",
+    title="What each component is made of",
+    category_orders={"component": [c.title for c in counts.components], "kind": list(KINDS.values())},
+)
+st.plotly_chart(sized(stacked))
+
+reconciliations, claims = published_checks()
+
+st.subheader("The published figures, explained")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "figure": r.figure.says,
+                "source": r.figure.source,
+                "reproduced": "yes" if r.reproduced_by else "no",
+                "explanation": r.explanation,
+                "nearest": "; ".join(f"{c.convention} on {c.variant}: {c.value:,}" for c in r.nearest) or "-",
+            }
+            for r in reconciliations
+        ]
+    ),
+    hide_index=True,
+)
+
+st.subheader("Claims from the texts students find, checked")
+st.caption("Against the unmodified variants; the evidence is computed from each network.")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "source": claim.source,
+                "claim": claim.claim,
+                "variant": v.variant,
+                "verdict": v.verdict,
+                "evidence": v.evidence,
+            }
+            for claim in claims
+            for v in claim.verdicts
+        ]
+    ),
+    hide_index=True,
+)
+
+stem = f"layer-counts-{counts.variant}-{'-'.join(map(str, counts.repeats))}"
+left, right = st.columns(2)
+left.download_button("Download CSV", to_csv(counts), file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
+right.download_button(
+    "Download JSON",
+    json.dumps(counts.to_json(), indent=2),
+    file_name=f"{stem}.json",
+    mime="application/json",
+    on_click="ignore",
+)
+st.caption(f"Output of the whole network: {shape_text(counts.whole.output_shape)} logits.")

@@ -1,0 +1,69 @@
+"""The block graph, drawn from the code: the whole network, every block, or one block's branches."""
+
+import pandas as pd
+import streamlit as st
+
+from explorer.analysis.summary import shape_text
+from explorer.drawing.graph import DIRECTIONS, block_graph, network_graph
+from explorer.ui.common import graph_downloads, summary_of, trace_of, variant_sidebar
+
+VIEWS = {"Overview": "overview", "Every block": "expanded", "One block": "block"}
+
+config = variant_sidebar()
+traced = trace_of(config)
+blocks = traced.model.block_names()
+
+st.title("Block graph")
+st.markdown(
+    "Drawn from the PyTorch model and a traced forward pass, so it always matches the code. Every edge "
+    "shows the shape of the tensor on it (height x width x channels); every node its parameters."
+)
+
+view = st.radio("View", list(VIEWS), horizontal=True, key="graph_view")
+left, right = st.columns(2)
+default_direction = "bottom to top" if VIEWS[view] == "block" else "top to bottom"
+direction = left.selectbox("Direction", list(DIRECTIONS), index=list(DIRECTIONS).index(default_direction))
+if VIEWS[view] == "block":
+    st.session_state.setdefault("graph_block", "repeat.0" if "repeat.0" in blocks else blocks[0])
+    if st.session_state["graph_block"] not in blocks:  # fewer blocks than before: fall back to the first
+        st.session_state["graph_block"] = blocks[0]
+    block = right.selectbox("Block", blocks, key="graph_block", help="Drill into one block's branches")
+    graph = block_graph(traced, block, direction=DIRECTIONS[direction])
+else:
+    block = None
+    graph = network_graph(traced, VIEWS[view], direction=DIRECTIONS[direction])
+dot_source = graph.source
+
+if block is None:
+    st.graphviz_chart(dot_source)
+else:
+    drawing, details = st.columns([3, 2])
+    with drawing:
+        st.graphviz_chart(dot_source)
+    with details:
+        rows = [
+            r
+            for comp in summary_of(config).components
+            for r in comp.rows
+            if r.path == block or r.path.startswith(block + ".")
+        ]
+        st.subheader(f"{block}: torchinfo summary")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "module": [r.path for r in rows],
+                    "type": [r.class_name for r in rows],
+                    "output": [shape_text(r.output_shape) for r in rows],
+                    "params": [r.params for r in rows],
+                    "MACs": [r.macs for r in rows],
+                }
+            ),
+            hide_index=True,
+            column_config={
+                "params": st.column_config.NumberColumn(format="localized"),
+                "MACs": st.column_config.NumberColumn(format="localized"),
+            },
+        )
+
+name = f"{config.variant}-{block or VIEWS[view]}".replace(".", "_")
+graph_downloads(dot_source, name)

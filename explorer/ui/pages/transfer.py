@@ -1,0 +1,174 @@
+"""A new head: the study card's transfer-learning code, live, on classes the user makes from a few images."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+from torch import Tensor
+
+from explorer.analysis.summary import shape_text
+from explorer.lessons.transfer import (
+    MAX_CLASSES,
+    MIN_CLASSES,
+    Example,
+    TransferError,
+    check_classes,
+    head_shapes,
+    leave_one_out,
+    pooled_features,
+    train_head,
+)
+from explorer.nets.weights import RANDOM
+from explorer.runtime import Engine, EngineIdentity
+from explorer.runtime.images import ImageError, load_image, sample_path, sample_paths
+from explorer.text.usertext import quoted, shown
+from explorer.ui.common import UPLOAD_TYPES, engine_of, image_digest, variant_sidebar, weights_in_use
+from explorer.ui.present import sized
+
+config = variant_sidebar()
+engine, engine_key = engine_of(config)
+model = engine.source  # the network as built, float32, shared read-only: only its forward runs here
+
+st.title("A new head on a frozen network")
+st.markdown(
+    "The study card's Keras code, run on this network: keep everything up to the last pooling, freeze it, "
+    "and train one new dense layer for classes of your own. Make 2 to 5 classes from a few images each."
+)
+st.code(
+    "base = InceptionResNetV2(weights='imagenet', include_top=False, input_shape=(299, 299, 3))\n"
+    "base.trainable = False\n"
+    "x = GlobalAveragePooling2D()(base.output)\n"
+    "outputs = Dense(n_classes, activation='softmax')(x)",
+    language="python",
+)
+samples = [p.stem for p in sample_paths()]
+count = st.number_input("Classes", MIN_CLASSES, MAX_CLASSES, MIN_CLASSES, key="transfer_classes")
+columns = st.columns(int(count))
+chosen: dict[str, list[tuple[str, bytes]]] = {}
+names: list[str] = []
+for index, column in enumerate(columns):
+    with column:
+        name = st.text_input("Class name", f"class {index + 1}", key=f"transfer_name_{index}")
+        picked = st.multiselect("Samples", samples, key=f"transfer_samples_{index}")
+        uploads = st.file_uploader(
+            "Your images", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"transfer_uploads_{index}"
+        )
+        images = [(f"{s} (sample)", sample_path(s).read_bytes()) for s in picked]
+        images += [(upload.name, upload.getvalue()) for upload in uploads or ()]
+        names.append(name.strip())
+        chosen.setdefault(name.strip(), []).extend(images)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def features_of(_engine: Engine, engine_key: EngineIdentity, digest: str, _data: bytes) -> Tensor:
+    """One image's pooled features for one engine: computed once (the network is frozen)."""
+    return pooled_features(_engine.source, [load_image(_data).image])[0]
+
+
+def train(classes: dict[str, list[tuple[str, bytes]]]) -> dict:
+    check_classes(classes)
+    examples, total, done = [], sum(len(v) for v in classes.values()), 0
+    bar = st.progress(0.0, text="Extracting the pooled features (include_top=False + pooling)...")
+    for label, images in classes.items():
+        for image_name, data in images:
+            try:
+                features = features_of(engine, engine_key, image_digest(data), data)
+            except ImageError as error:
+                raise TransferError(f"class {quoted(label, 'plain')}: {error}") from None
+            examples.append(Example(label, image_name, features))
+            done += 1
+            bar.progress(done / total, text=f"Features: {done} of {total} images")
+    bar.progress(1.0, text="Training the new head...")
+    head = train_head(examples)
+    accuracy, outcomes = leave_one_out(examples)
+    bar.empty()
+    return {"head": head, "accuracy": accuracy, "outcomes": outcomes, "sizes": {k: len(v) for k, v in classes.items()}}
+
+
+if st.button("Train the new head", type="primary", icon=":material/model_training:"):
+    try:
+        if len(set(names)) != len(names):
+            raise TransferError("two classes have the same name; give each its own")
+        st.session_state["transfer_result"] = (engine_key, train(chosen))
+    except TransferError as error:
+        st.session_state.pop("transfer_result", None)
+        st.error(f"{shown(error, limit=400)}.", icon=":material/error:")
+
+stored = st.session_state.get("transfer_result")
+trained = stored[1] if stored and stored[0] == engine_key else None  # results of other weights do not apply
+
+st.subheader("What the code builds, with this network's numbers")
+classes_n = len(trained["head"].classes) if trained else int(count)
+shapes = head_shapes(model, classes_n)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {"step": "input image", "shape (HxWxC), per image": shape_text(shapes.input)},
+            {
+                "step": "base (include_top=False): the last feature map",
+                "shape (HxWxC), per image": shape_text(shapes.feature_map),
+            },
+            {"step": "GlobalAveragePooling2D", "shape (HxWxC), per image": shape_text(shapes.pooled)},
+            {
+                "step": f"Dense({classes_n}, softmax): the new head",
+                "shape (HxWxC), per image": shape_text(shapes.logits),
+            },
+        ]
+    ),
+    hide_index=True,
+)
+left, right = st.columns(2)
+left.metric("Frozen parameters (base.trainable = False)", f"{shapes.frozen_params:,}")
+right.metric("Trainable parameters (the new Dense layer)", f"{shapes.trainable_params:,}")
+st.caption(
+    f"The new layer has {shapes.pooled[-1]:,} x {classes_n} weights + {classes_n} biases; the old 1,000-class "
+    "classifier is not part of the base. The features are computed once per image, since nothing before the "
+    "head changes."
+)
+
+if trained:
+    head = trained["head"]
+    st.subheader("Training")
+    curve = px.line(
+        pd.DataFrame({"step": range(1, len(head.losses) + 1), "cross-entropy": head.losses}),
+        x="step",
+        y="cross-entropy",
+        title="Training loss of the new head (full batch, Adam)",
+    )
+    curve.update_layout(height=300, margin={"t": 40, "b": 10})
+    st.plotly_chart(sized(curve))
+    if trained["outcomes"]:
+        st.metric(
+            "Leave-one-out accuracy",
+            f"{trained['accuracy']:.0%}",
+            help="Each image classified by a head trained without it.",
+        )
+        st.dataframe(
+            pd.DataFrame(trained["outcomes"], columns=["image", "class", "the head trained without it says"]),
+            hide_index=True,
+        )
+    else:
+        st.info("Leave-one-out needs at least two images in a class: add more to test the head on unseen images.")
+    if weights_in_use(config) == RANDOM:
+        st.caption(
+            "These features come from random weights: what they separate is colour and texture, not "
+            "meaning. Load the trained weights (sidebar, Weights) for the card's real use."
+        )
+
+    st.subheader("Classify a new image")
+    source = st.radio("Image", ["Sample", "Upload"], horizontal=True, key="transfer_query_source")
+    query = None
+    if source == "Sample":
+        pick = st.selectbox("Sample", samples, key="transfer_query_sample")
+        query = (pick, sample_path(pick).read_bytes())
+    else:
+        upload = st.file_uploader("An image", type=UPLOAD_TYPES, key="transfer_query_upload")
+        query = (upload.name, upload.getvalue()) if upload else None
+    if query:
+        try:
+            features = features_of(engine, engine_key, image_digest(query[1]), query[1])
+        except ImageError as error:
+            st.error(f"{shown(error, limit=400)}.", icon=":material/image:")
+        else:
+            ranked = head.classify(features)
+            st.markdown(f"**{shown(query[0])}**: the new head says **{shown(ranked[0][0])}** ({ranked[0][1]:.0%})")
+            st.bar_chart(pd.DataFrame({"probability": dict(ranked)}), horizontal=True)

@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.nets import build_model  # noqa: E402
 from explorer.nets.weights import WeightsInfo  # noqa: E402
-from explorer.runtime import CapturedPipeline, Engine, pipeline  # noqa: E402
+from explorer.runtime import CapturedPipeline, Engine  # noqa: E402
 from explorer.runtime.fastpath import fold_batch_norms  # noqa: E402
+from explorer.runtime.pipeline import pipeline  # noqa: E402
 
 BF16 = torch.bfloat16
 CL = torch.channels_last

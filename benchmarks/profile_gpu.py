@@ -14,8 +14,9 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer.nets import build_model
-from explorer.runtime import pipeline, reduce_block
+from explorer.runtime import reduce_block
 from explorer.runtime.fastpath import inference_copy
+from explorer.runtime.pipeline import pipeline
 
 
 def main() -> None:

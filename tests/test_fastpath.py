@@ -8,8 +8,9 @@ from torch import nn
 
 from explorer.nets import build_model
 from explorer.nets.weights import WeightsInfo
-from explorer.runtime import Engine, block_groups, cpu_bf16_native, pipeline, streamed_pipeline
+from explorer.runtime import Engine, block_groups, cpu_bf16_native, streamed_pipeline
 from explorer.runtime.fastpath import fold_batch_norms, inference_copy
+from explorer.runtime.pipeline import pipeline
 from tests.conftest import image_tensor
 from tests.prototype import set_prototype_head
 

@@ -70,5 +70,8 @@ def test_only_init_and_main_at_the_root_and_every_package_has_a_public_api():
             node.value for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "__all__"
         )
         assert exported.elts, package
+        # a name that is also a module's would turn into the module once that module is imported
+        modules = {p.stem for p in (ROOT / "explorer" / package).glob("*.py")}
+        assert not modules & {e.value for e in exported.elts}, package
 
 

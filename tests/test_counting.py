@@ -15,7 +15,11 @@ import torchinfo
 from torch import nn
 
 from explorer.analysis.claims import ARTICLE_BREAKDOWN, check_claims
-from explorer.analysis.counting import KINDS, RULES, count_layers, reconcile, to_csv, trace_operations
+from explorer.analysis.conventions import RULES
+from explorer.analysis.counting import count_layers
+from explorer.analysis.reconciliation import reconcile
+from explorer.analysis.report import to_csv
+from explorer.analysis.tracing import KINDS, trace_operations
 from explorer.nets import VARIANTS, build_model, make_config
 
 

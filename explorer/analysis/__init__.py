@@ -40,24 +40,50 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "answer": ("QuotedFigure", "Unreproducible", "headline", "quoted_figures", "unreproducible"),
-        "claims": ("Claim", "Verdict", "check_claims"),
-        "comparison": ("Cell", "comparison_rows", "paper_comparison"),
+        "answer": (
+            "QuotedFigure",
+            "Unreproducible",
+            "headline",
+            "quoted_figures",
+            "unreproducible",
+        ),
+        "claims": (
+            "Claim",
+            "Verdict",
+            "check_claims",
+        ),
+        "comparison": (
+            "Cell",
+            "comparison_rows",
+            "paper_comparison",
+        ),
+        "conventions": ("RULES",),
         "counting": (
-            "KINDS",
-            "PUBLISHED_FIGURES",
-            "RULES",
             "ComponentCounts",
             "Convention",
             "LayerCounts",
-            "PublishedFigure",
             "count_layers",
+        ),
+        "published": (
+            "PUBLISHED_FIGURES",
+            "PublishedFigure",
+        ),
+        "reconciliation": ("reconcile",),
+        "report": (
             "counts_table_rows",
             "format_counts",
-            "reconcile",
             "to_csv",
+        ),
+        "summary": (
+            "ComponentSummary",
+            "LayerRow",
+            "ModelSummary",
+            "format_summary",
+            "summarize",
+        ),
+        "tracing": (
+            "KINDS",
             "trace_operations",
         ),
-        "summary": ("ComponentSummary", "LayerRow", "ModelSummary", "format_summary", "summarize"),
     },
 )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from explorer.analysis.counting import LayerCounts, Reconciliation
+from explorer.analysis.counting import LayerCounts
+from explorer.analysis.reconciliation import Reconciliation
 
 #: The conventions behind the numbers students meet, in the order the answer gives them: the word after
 #: the number, and what it counts in a line (the full definitions are on the Layer counts page).

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torchinfo
 from torch import nn
 
-from explorer.analysis.counting import LayerCounts, Operation, trace_operations
+from explorer.analysis.counting import LayerCounts
 from explorer.analysis.summary import shape_text
+from explorer.analysis.tracing import Operation, trace_operations
 from explorer.nets import InceptionNetwork, InceptionResNetBlock, build_model
 
 TRUE, FALSE, PARTLY, UNCHECKED = "true", "false", "partly", "not checked"

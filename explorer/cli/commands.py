@@ -41,7 +41,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 def _counts(args: argparse.Namespace) -> int:
     import json
 
-    from explorer.analysis.counting import count_layers, format_counts, to_csv
+    from explorer.analysis.counting import count_layers
+    from explorer.analysis.report import format_counts, to_csv
 
     counts = count_layers(make_config(args.variant, **_overrides(args)))
     if args.format == "json":
@@ -58,7 +59,8 @@ def _claims(args: argparse.Namespace) -> int:
     import json
 
     from explorer.analysis.claims import check_claims
-    from explorer.analysis.counting import count_layers, reconcile
+    from explorer.analysis.counting import count_layers
+    from explorer.analysis.reconciliation import reconcile
 
     counts = {variant: count_layers(make_config(variant)) for variant in VARIANTS}
     figures = reconcile(list(counts.values()))

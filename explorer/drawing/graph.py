@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import graphviz
 from torch import nn
 
-from explorer.analysis.counting import Operation, trace_operations
 from explorer.analysis.summary import shape_text
+from explorer.analysis.tracing import Operation, trace_operations
 from explorer.drawing.palette import COMPONENT_COLOURS
 from explorer.nets import (
     ConvBnRelu,

@@ -11,7 +11,8 @@ import hashlib
 import streamlit as st
 
 from explorer.analysis.claims import Claim, check_claims
-from explorer.analysis.counting import LayerCounts, Reconciliation, count_layers, reconcile
+from explorer.analysis.counting import LayerCounts, count_layers
+from explorer.analysis.reconciliation import Reconciliation, reconcile
 from explorer.analysis.summary import ModelSummary, summarize
 from explorer.drawing.graph import GraphRenderError, TracedNetwork, render, trace_network
 from explorer.drawing.heatmaps import colourise, png_bytes

@@ -6,8 +6,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from explorer.analysis.counting import KINDS, counts_table_rows, to_csv
+from explorer.analysis.report import counts_table_rows, to_csv
 from explorer.analysis.summary import shape_text
+from explorer.analysis.tracing import KINDS
 from explorer.drawing.palette import COMPONENT_COLOURS
 from explorer.text.usertext import quoted
 from explorer.ui.common import counts_of, published_checks, variant_sidebar

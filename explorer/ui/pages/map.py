@@ -7,7 +7,8 @@ import plotly.express as px
 import streamlit as st
 from torch import nn
 
-from explorer.analysis.counting import RULES, counts_within
+from explorer.analysis.conventions import RULES
+from explorer.analysis.counting import counts_within
 from explorer.analysis.summary import shape_text
 from explorer.drawing.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.drawing.netmap import (

@@ -1,0 +1,26 @@
+"""The options several commands share, declared once (argparse parent parsers)."""
+
+from __future__ import annotations
+
+import argparse
+
+from explorer.nets import VARIANTS
+
+
+def network() -> argparse.ArgumentParser:
+    """``--variant``: which network's table."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--variant", choices=list(VARIANTS), default="released")
+    return parent
+
+
+def repeats() -> argparse.ArgumentParser:
+    """``--repeats A B C``: the blocks of each type, and :func:`overrides` to pass them on."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--repeats", type=int, nargs=3, metavar=("A", "B", "C"), help="blocks of each type")
+    return parent
+
+
+def overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The table entries the options replace (for :func:`explorer.nets.make_config`)."""
+    return {"repeats": tuple(args.repeats)} if args.repeats else {}

@@ -113,7 +113,7 @@ def latency(results: dict) -> None:
     for compile_ in (False, True):
         start = time.perf_counter()
         engine = Engine(model, WeightsInfo("random", random=True), device="cuda", compile=compile_)
-        engine.wait_compiled(1)  # the engine serves plain kernels until its compiled graph is swapped in
+        engine.gpu.wait_compiled(1)  # the engine serves plain kernels until its compiled graph is swapped in
         warmup_s = time.perf_counter() - start
         captured = engine.gpu.captured(1)
         label = f"ours end-to-end, CUDA graph{', compiled' if compile_ else ''}"
@@ -196,8 +196,8 @@ def check(results: dict) -> None:
         build = pool.submit(Engine, model, WeightsInfo("prototype head", random=False), device="cuda", top_k=8)
         engine = build.result()
     engine.gpu.captured(len(paths))  # plain kernels at once; the compiled graph follows in the background
-    results["check: engine built off the main thread, compiled"] = engine.wait_compiled(len(paths))
-    engine.wait_compiled(1)  # no capture may still run when the other parts draw random numbers on the GPU
+    results["check: engine built off the main thread, compiled"] = engine.gpu.wait_compiled(len(paths))
+    engine.gpu.wait_compiled(1)  # no capture may still run when the other parts draw random numbers on the GPU
     crops = [np.zeros((299, 299, 3), np.uint8)] * len(paths)
     with torch.inference_mode():
         exact, layout = pipeline(engine.model, images.contiguous(memory_format=CL), 8)  # float32 on the GPU
@@ -246,7 +246,7 @@ def run_image(results: dict) -> None:
 
     images = [load_image(p).image for p in sorted((ROOT / "explorer" / "samples").glob("*.jpg"))]
     engine = Engine(build_model("released"), WeightsInfo("random", random=True), device="cuda")
-    results["run: compiled graph in place"] = engine.wait_compiled(1)
+    results["run: compiled graph in place"] = engine.gpu.wait_compiled(1)
     times, stages = [], []
     for _ in range(20):
         for image in images:

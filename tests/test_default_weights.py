@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from explorer.nets import build_model
-from explorer.nets.weights import HUB_FILENAME, HUB_REPOS, download_hub_weights
+from explorer.nets.hub import HUB_FILENAME, HUB_REPOS, download_hub_weights
 from explorer.runtime.default_weights import DefaultWeights
 from tests.hub_server import HubServer
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app

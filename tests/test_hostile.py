@@ -16,7 +16,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from explorer.nets import build_model, make_config
-from explorer.nets.weights import HUB_FILENAME, HUB_REPOS, WeightsError, load_hub_weights, load_weights_file
+from explorer.nets.hub import HUB_FILENAME, HUB_REPOS, load_hub_weights
+from explorer.nets.weights import WeightsError, load_weights_file
 from explorer.runtime import Engine
 from explorer.runtime.images import MAX_BYTES, ImageError, LoadedImage, load_image
 from tests.hub_server import HubServer

@@ -75,3 +75,16 @@ def test_only_init_and_main_at_the_root_and_every_package_has_a_public_api():
         assert not modules & {e.value for e in exported.elts}, package
 
 
+
+
+def test_no_module_over_400_lines_and_no_class_over_150():
+    too_long = []
+    for path in sorted((ROOT / "explorer").rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > 400:
+            too_long.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            lines = node.end_lineno - node.lineno + 1 if isinstance(node, ast.ClassDef) else 0
+            if lines > 150:
+                too_long.append(f"{path.relative_to(ROOT)}: class {node.name}, {lines} lines")
+    assert not too_long, too_long

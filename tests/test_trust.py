@@ -59,7 +59,7 @@ def samples_on(page: AppTest, sample: str) -> AppTest:
 def default_engine() -> Engine:
     """The engine the released network's pages run on: the server's default (whatever weights an earlier test
     of this process left it with), read-only."""
-    from explorer.ui.common import server_defaults
+    from explorer.ui.engines import server_defaults
 
     return server_defaults().current()[1]
 

@@ -16,16 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 from explorer.nets import build_model, make_config
-from explorer.nets.weights import (
-    HUB_FILENAME,
-    HUB_REPOS,
-    HUB_TIMEOUT,
-    WeightsError,
-    download_hub_weights,
-    load_hub_weights,
-    load_weights_file,
-    random_weights,
-)
+from explorer.nets.hub import HUB_FILENAME, HUB_REPOS, HUB_TIMEOUT, download_hub_weights, load_hub_weights
+from explorer.nets.weights import WeightsError, load_weights_file, random_weights
 from explorer.runtime.images import SAMPLES_DIR
 from tests.hub_server import HubServer
 
@@ -289,7 +281,7 @@ def test_inception_v4_weights_from_the_hub_load_strictly_and_give_timms_logits(t
     from safetensors.torch import save_file
 
     from explorer.nets import INCEPTION_V4
-    from explorer.nets.weights import hub_tags_for
+    from explorer.nets.hub import hub_tags_for
 
     peer = timm.create_model("inception_v4", pretrained=False).eval()
     with torch.no_grad():

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 def resolve_weights(value: str, variant: str = "released") -> str:
     """``--weights`` as a weights key or a file path: auto is the network's cached ImageNet weights, else random
     (never a download); plain ``hub`` its ImageNet weights on the Hub."""
-    from explorer.nets.weights import AUTO, RANDOM, cached_hub_weights, hub_tags_for, parse_weights_key
+    from explorer.nets.hub import cached_hub_weights, hub_tags_for
+    from explorer.nets.loading import AUTO, parse_weights_key
+    from explorer.nets.weights import RANDOM
 
     tags = hub_tags_for(variant)
     if value == AUTO:
@@ -28,7 +30,8 @@ def resolve_weights(value: str, variant: str = "released") -> str:
 
 def load_engine(weights: str, device: str, top_k: int = 8, variant: str = "released") -> Engine:
     """An inference engine with the weights the user named (:func:`resolve_weights`)."""
-    from explorer.nets.weights import load_weights, load_weights_file
+    from explorer.nets.loading import load_weights
+    from explorer.nets.weights import load_weights_file
     from explorer.runtime import Engine
 
     config = make_config(variant)

@@ -11,7 +11,7 @@ from explorer.nets import make_config
 
 
 def _weights_fetch(args: argparse.Namespace) -> int:
-    from explorer.nets.weights import cached_hub_weights, download_hub_weights
+    from explorer.nets.hub import cached_hub_weights, download_hub_weights
 
     cached = cached_hub_weights(args.tag)
     path = cached or download_hub_weights(args.tag, progress=stderr_progress)
@@ -24,7 +24,8 @@ def _weights_list(args: argparse.Namespace) -> int:
     import json
     from concurrent.futures import ThreadPoolExecutor
 
-    from explorer.nets.weights import HUB_REPOS, WeightsError, cached_hub_weights, hub_file_size, local_weight_files
+    from explorer.nets.hub import HUB_REPOS, cached_hub_weights, hub_file_size
+    from explorer.nets.weights import WeightsError, local_weight_files
 
     def hub_row(tag: str) -> dict[str, object]:
         cached = cached_hub_weights(tag)

@@ -24,17 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from explorer.nets import make_config
-from explorer.nets.weights import (
-    AUTO,
-    DEFAULT_TAG,
-    HUB_REPOS,
-    RANDOM,
-    WeightsError,
-    cached_hub_weights,
-    download_hub_weights,
-    load_weights,
-    parse_weights_key,
-)
+from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, cached_hub_weights, download_hub_weights
+from explorer.nets.loading import AUTO, load_weights, parse_weights_key
+from explorer.nets.weights import RANDOM, WeightsError
 from explorer.runtime.engine import Engine
 
 Log = Callable[[str], None]

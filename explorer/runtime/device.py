@@ -24,6 +24,12 @@ def cpu_bf16_native() -> bool:
     return any(check() for check in checks if check is not None)
 
 
+def cpu_dtype_here() -> torch.dtype:
+    """bf16 on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX, read off the CPU), where bf16 weights
+    channels-last run the forward in about half the time of float32; float32 elsewhere, or when asked for."""
+    return torch.bfloat16 if cpu_bf16_native() and precision_allowed() else torch.float32
+
+
 def precision_allowed() -> bool:
     """Reduced precision unless ``EXPLORER_PRECISION=fp32`` asks for float32 everywhere."""
     return os.environ.get("EXPLORER_PRECISION", "auto").lower() != "fp32"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from torch import Tensor
 from explorer.nets import InceptionNetwork
 from explorer.nets.weights import WeightsInfo
 from explorer.runtime.capture import GPU
-from explorer.runtime.device import cpu_bf16_native, pick_device, precision_allowed, tensor_bytes
+from explorer.runtime.device import cpu_dtype_here, pick_device, precision_allowed, tensor_bytes
 from explorer.runtime.fastpath import inference_copy
 from explorer.runtime.inside import InsideMaps, block_inputs, inside_tensors, reduce_inside, unit_tensors
 from explorer.runtime.labels import imagenet_labels
@@ -79,48 +78,33 @@ class Engine:
         with self.gate():  # copies to the device wait for no capture elsewhere
             self.source = model.eval().requires_grad_(False).to(self.device)
         self.private = PrivateCopies(lambda: self.source, self.gate)
-        # On a CPU with native bf16 arithmetic (AVX512-BF16 or AMX, read off the CPU), bf16 weights
-        # channels-last run the forward in about half the time of float32; elsewhere float32.
-        self.cpu_dtype = cpu_dtype or (torch.bfloat16 if cpu_bf16_native() and precision_allowed() else torch.float32)
+        self.cpu_dtype = cpu_dtype or cpu_dtype_here()
         self.gpu_dtype = gpu_dtype if precision_allowed() else torch.float32
-        self.gpu: GpuRunner | None = None
+        self.gpu: GpuRunner | None = None  # the GPU's runner (its graphs, their compiles) while on the GPU
         if self.device.type == "cuda":
             with self.gate():
-                self.model = fast.to(self.device, memory_format=torch.channels_last)
-            # torch.compile fuses the per-block reductions (a minute or two of warm-up, once per engine);
-            # EXPLORER_COMPILE=0 keeps plain kernels, captured all the same.
-            compiling = os.environ.get("EXPLORER_COMPILE", "1") != "0" if compile is None else compile
-            self.gpu = GpuRunner(
-                self.model, self.preprocessing, self.device, self.gpu_dtype, top_k, compiling, self._lock, self._note
-            )
-            self._runner: GpuRunner | CpuRunner = self.gpu
-            if progress:
-                progress("Capturing the GPU pipeline (warm-up, seconds; compiling follows in the background)...")
+                self.gpu = GpuRunner(fast, self.preprocessing, self.device, self.gpu_dtype, top_k, compile, self._lock)
+            self.model, self._runner = self.gpu.model, self.gpu
             try:
-                with self._lock:
-                    self.gpu.captured(1)
+                self.gpu.warm_up(progress)
             except torch.cuda.OutOfMemoryError:
                 self.fall_back_to_cpu("the GPU has too little free memory")
         else:
-            if self.cpu_dtype != torch.float32:
-                fast = fast.to(self.cpu_dtype, memory_format=torch.channels_last)
-            self.model = fast
-            self._runner = CpuRunner(self.model, self.preprocessing, self.cpu_dtype, top_k, self._lock)
-
-    def _note(self, note: str) -> None:
-        self.notes += (note,)
+            self._runner = CpuRunner(fast, self.preprocessing, self.cpu_dtype, top_k, self._lock)
+            self.model = self._runner.model
 
     def fall_back_to_cpu(self, reason: str) -> None:
         """Carry on in float32 on the CPU (after a GPU failure), saying so in every later result."""
         with self._lock:
             if self.gpu is not None:
-                self.gpu.stop()
+                self.notes += self.gpu.stop()
             self.model = self.model.to("cpu", memory_format=torch.contiguous_format).float()
             self.cpu_dtype = torch.float32
             self.source = self.source.to("cpu")
             self.device = torch.device("cpu")
             self._runner = CpuRunner(self.model, self.preprocessing, self.cpu_dtype, self.top_k, self._lock)
             self.notes += (f"{reason}: running on the CPU instead",)
+            self.gpu = None
         self.private.drop()  # made again, on the CPU, when next asked for
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -140,15 +124,6 @@ class Engine:
     def precision(self) -> str:
         dtype = self.gpu_dtype if self.device.type == "cuda" else self.cpu_dtype
         return "bf16" if dtype == torch.bfloat16 else "fp32"
-
-    @property
-    def compiled(self) -> set[int]:
-        """The batch sizes whose torch.compile'd graph is in place (none off the GPU)."""
-        return self.gpu.compiled if self.gpu is not None and self.device.type == "cuda" else set()
-
-    def wait_compiled(self, batch_size: int = 1, timeout: float | None = None) -> bool:
-        """Wait for a batch size's compiled graph (benchmarks, tests); whether it is in place."""
-        return self.gpu is not None and self.gpu.wait_compiled(batch_size, timeout) and self.device.type == "cuda"
 
     def label(self, index: int) -> str:
         return self.labels[index] if self.labels else f"class {index}"
@@ -192,7 +167,7 @@ class Engine:
             top5=top5,
             blocks=blocks,
             timings_ms={},
-            notes=tuple(notes) + self.notes + self.weights.notes,
+            notes=tuple(notes) + self.notes + (self.gpu.notes if self.gpu else ()) + self.weights.notes,
         )
 
     def block_inputs(self, image: Image.Image) -> dict[str, Tensor]:

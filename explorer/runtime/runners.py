@@ -6,6 +6,7 @@ Both give one packed float32 row per image and its :class:`~explorer.runtime.pac
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,12 +41,15 @@ class GpuRunner:
         device: torch.device,
         dtype: torch.dtype,
         top_k: int,
-        compile: bool,
+        compile: bool | None,
         lock: threading.Lock,
-        note: Callable[[str], None],
     ) -> None:
-        self.model, self.preprocessing, self.device, self.dtype = model, preprocessing, device, dtype
-        self.top_k, self.compile, self._lock, self._note = top_k, compile, lock, note
+        self.model = model.to(device, memory_format=torch.channels_last)
+        self.preprocessing, self.device, self.dtype, self.top_k, self._lock = preprocessing, device, dtype, top_k, lock
+        # torch.compile fuses the per-block reductions (a minute or two of warm-up, once per engine);
+        # EXPLORER_COMPILE=0 keeps plain kernels, captured all the same.
+        self.compile = os.environ.get("EXPLORER_COMPILE", "1") != "0" if compile is None else compile
+        self.notes: tuple[str, ...] = ()  # what went wrong in the background, for every later result
         self._graphs: dict[int, CapturedPipeline] = {}
         self._upgrades: dict[int, threading.Thread] = {}  # batch size -> its compile, in the background
         self.compiled: set[int] = set()  # batch sizes whose compiled graph is in place
@@ -63,12 +67,19 @@ class GpuRunner:
                 upgrade.start()
         return self._graphs[batch_size]
 
+    def warm_up(self, progress: Callable[[str], None] | None = None) -> None:
+        """Capture batch size 1's graph now (a second), so that the first image waits for no capture."""
+        if progress:
+            progress("Capturing the GPU pipeline (warm-up, seconds; compiling follows in the background)...")
+        with self._lock:
+            self.captured(1)
+
     def _compile(self, batch_size: int) -> None:
         size = self.preprocessing.input_size
         try:
             graph = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype, compile=True)
         except Exception as error:  # compilers fail in many ways; the plain kernels keep serving
-            self._note(f"torch.compile failed ({type(error).__name__}); running uncompiled kernels")
+            self.notes += (f"torch.compile failed ({type(error).__name__}); running uncompiled kernels",)
             return
         with self._lock:  # no call is replaying the old graph while it is swapped
             if not self.stopped:
@@ -82,10 +93,11 @@ class GpuRunner:
             upgrade.join(timeout)
         return batch_size in self.compiled
 
-    def stop(self) -> None:
-        """Let go of the graphs (call under the lock): the engine carries on elsewhere."""
+    def stop(self) -> tuple[str, ...]:
+        """Let go of the graphs (call under the lock): the engine carries on elsewhere; the notes so far."""
         self.stopped = True
         self._graphs.clear()
+        return self.notes
 
     def __call__(self, images: Sequence[Image.Image]) -> Run:
         start = time.perf_counter()
@@ -121,7 +133,9 @@ class CpuRunner:
         top_k: int,
         lock: threading.Lock,
     ) -> None:
-        self.model, self.preprocessing, self.dtype, self.top_k, self._lock = model, preprocessing, dtype, top_k, lock
+        # bf16 weights channels-last where the CPU computes bf16 natively; as they are (float32) elsewhere
+        self.model = model if dtype == torch.float32 else model.to(dtype, memory_format=torch.channels_last)
+        self.preprocessing, self.dtype, self.top_k, self._lock = preprocessing, dtype, top_k, lock
 
     def __call__(self, images: Sequence[Image.Image]) -> Run:
         start = time.perf_counter()

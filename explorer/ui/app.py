@@ -55,7 +55,8 @@ def navigation() -> None:
 
 def _warm_up() -> None:
     from explorer.nets import make_config  # imports torch: off the server's start
-    from explorer.ui.common import published_checks, server_defaults, summary_of
+    from explorer.ui.caches import published_checks, summary_of
+    from explorer.ui.engines import server_defaults
 
     server_defaults()  # starts loading; it reports on the console itself
     # The opening page's answer and summary (every variant counted), ready before the first visitor. The

@@ -16,15 +16,11 @@ from explorer.nets.weights import RANDOM
 from explorer.runtime import Engine, EngineIdentity, InferenceResult
 from explorer.runtime.images import ImageError, LoadedImage, load_image
 from explorer.text.usertext import shown
-from explorer.ui.common import (
-    engine_of,
-    image_digest,
-    pick_image,
-    reset_when_changed,
-    variant_sidebar,
-    weights_in_use,
-)
+from explorer.ui.engines import engine_of, weights_in_use
+from explorer.ui.network import variant_sidebar
+from explorer.ui.pictures import pick_image
 from explorer.ui.present import sized
+from explorer.ui.state import image_digest, reset_when_changed
 
 config = variant_sidebar()
 engine, engine_key = engine_of(config)

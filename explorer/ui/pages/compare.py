@@ -6,7 +6,8 @@ import streamlit as st
 from explorer.analysis.comparison import comparison_rows, paper_comparison
 from explorer.drawing.graph import network_graph
 from explorer.nets import VARIANT_DESCRIPTIONS, VARIANTS, paper_contradictions
-from explorer.ui.common import cached_counts, cached_trace, variant_sidebar
+from explorer.ui.caches import cached_counts, cached_trace
+from explorer.ui.network import variant_sidebar
 
 variant_sidebar()
 st.title("Compare the variants")

@@ -11,7 +11,8 @@ from explorer.analysis.summary import shape_text
 from explorer.analysis.tracing import KINDS
 from explorer.drawing.palette import COMPONENT_COLOURS
 from explorer.text.usertext import quoted
-from explorer.ui.common import counts_of, published_checks, variant_sidebar
+from explorer.ui.caches import counts_of, published_checks
+from explorer.ui.network import variant_sidebar
 from explorer.ui.present import sized
 
 config = variant_sidebar()

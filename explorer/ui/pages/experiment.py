@@ -6,9 +6,11 @@ import streamlit as st
 
 from explorer.lessons.experiments import Run, run_experiment, settings
 from explorer.nets import VARIANTS
-from explorer.nets.weights import RANDOM, load_weights, weights_identity
+from explorer.nets.loading import load_weights, weights_identity
+from explorer.nets.weights import RANDOM
 from explorer.runtime.images import load_image, sample_path, sample_paths
-from explorer.ui.common import variant_sidebar, weights_in_use
+from explorer.ui.engines import weights_in_use
+from explorer.ui.network import variant_sidebar
 from explorer.ui.present import sized
 
 config = variant_sidebar()

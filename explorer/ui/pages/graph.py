@@ -5,7 +5,8 @@ import streamlit as st
 
 from explorer.analysis.summary import shape_text
 from explorer.drawing.graph import DIRECTIONS, block_graph, network_graph
-from explorer.ui.common import graph_downloads, summary_of, trace_of, variant_sidebar
+from explorer.ui.caches import graph_downloads, summary_of, trace_of
+from explorer.ui.network import variant_sidebar
 
 VIEWS = {"Overview": "overview", "Every block": "expanded", "One block": "block"}
 

@@ -27,20 +27,12 @@ from explorer.nets import ConvBnRelu
 from explorer.runtime.images import ImageError, load_image, sample_paths
 from explorer.runtime.inside import KINDS
 from explorer.text.usertext import quoted, shown
-from explorer.ui.common import (
-    cached_inside,
-    cached_trace,
-    chosen_sample,
-    counts_of,
-    engine_of,
-    graph_downloads,
-    image_digest,
-    pick_image,
-    summary_of,
-    trace_of,
-    variant_sidebar,
-)
+from explorer.ui.caches import cached_inside, cached_trace, counts_of, graph_downloads, summary_of, trace_of
+from explorer.ui.engines import engine_of
+from explorer.ui.network import variant_sidebar
+from explorer.ui.pictures import chosen_sample, pick_image
 from explorer.ui.present import sized, step_controls
+from explorer.ui.state import image_digest
 
 config = variant_sidebar()
 traced = trace_of(config)

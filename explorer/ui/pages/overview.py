@@ -10,7 +10,8 @@ import streamlit as st
 from explorer.analysis.answer import headline, quoted_figures, unreproducible
 from explorer.analysis.summary import format_summary, shape_text
 from explorer.nets import paper_contradictions
-from explorer.ui.common import counts_of, published_checks, summary_of, variant_sidebar
+from explorer.ui.caches import counts_of, published_checks, summary_of
+from explorer.ui.network import variant_sidebar
 from explorer.ui.present import sized
 
 config = variant_sidebar()

@@ -10,7 +10,9 @@ from explorer.drawing.heatmaps import COLOUR_SCALE
 from explorer.runtime import Engine, EngineIdentity, InferenceResult
 from explorer.runtime.images import load_image, sample_path, sample_paths
 from explorer.text.usertext import parse_int, shown
-from explorer.ui.common import counts_of, engine_of, published_checks, trace_of, variant_sidebar
+from explorer.ui.caches import counts_of, published_checks, trace_of
+from explorer.ui.engines import engine_of
+from explorer.ui.network import variant_sidebar
 from explorer.ui.present import sized, step_controls
 
 # Each step: (component key, the text for students, for Inception-v4 where it differs, words of claims to show).

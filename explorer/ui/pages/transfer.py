@@ -21,8 +21,11 @@ from explorer.nets.weights import RANDOM
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image, sample_path, sample_paths
 from explorer.text.usertext import quoted, shown
-from explorer.ui.common import UPLOAD_TYPES, engine_of, image_digest, variant_sidebar, weights_in_use
+from explorer.ui.engines import engine_of, weights_in_use
+from explorer.ui.network import variant_sidebar
+from explorer.ui.pictures import UPLOAD_TYPES
 from explorer.ui.present import sized
+from explorer.ui.state import image_digest
 
 config = variant_sidebar()
 engine, engine_key = engine_of(config)

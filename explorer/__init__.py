@@ -6,24 +6,12 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = [
-    "VARIANTS",
-    "InceptionNetwork",
-    "InceptionResNetConfig",
-    "InceptionResNetV2",
-    "InceptionV4",
-    "InceptionV4Config",
-    "NetworkConfig",
-    "build_model",
-    "make_config",
-]
-
 
 def lazy_exports(
     package: str, sources: Mapping[str, tuple[str, ...]]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) for names its modules define: ``sources`` maps each
-    module of ``package`` to the names it gives, each imported when first asked for."""
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__all__``, ``__getattr__`` and ``__dir__`` (PEP 562) for names its modules define: ``sources``
+    maps each module of ``package`` to the names it gives, each imported when first asked for."""
     where = {name: module for module, names in sources.items() for name in names}
 
     def __getattr__(name: str) -> Any:
@@ -34,8 +22,23 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(where)
 
-    return __getattr__, __dir__
+    return sorted(where), __getattr__, __dir__
 
 
 # Lazy, so that `explorer.ui.app` (the server's entry) does not import torch before the server is up.
-__getattr__, __dir__ = lazy_exports(__name__, {"nets": tuple(__all__)})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "nets": (
+            "VARIANTS",
+            "InceptionNetwork",
+            "InceptionResNetConfig",
+            "InceptionResNetV2",
+            "InceptionV4",
+            "InceptionV4Config",
+            "NetworkConfig",
+            "build_model",
+            "make_config",
+        ),
+    },
+)

@@ -7,13 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from explorer.analysis.tracing import Operation, component_key
-from explorer.nets import InceptionNetwork
+from explorer.nets import InceptionNetwork, is_within
 
 KERAS_WEIGHTED_LAYERS = frozenset({"Conv2D", "BatchNormalization", "Dense"})
-
-
-def _within(scope: str, name: str) -> bool:
-    return scope == name or scope.startswith(name + ".")
 
 
 @dataclass(frozen=True)
@@ -29,7 +25,7 @@ class CountOf:
         return values
 
     def within(self, model: InceptionNetwork, ops: list[Operation], scope: str) -> int:
-        return sum(int(self.selects(op)) for op in ops if _within(op.scope, scope))
+        return sum(int(self.selects(op)) for op in ops if is_within(op.scope, scope))
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,7 @@ class LongestPathOf:
     def within(self, model: InceptionNetwork, ops: list[Operation], scope: str) -> int:
         best: dict[int, int] = {}
         for op in ops:
-            if _within(op.scope, scope):
+            if is_within(op.scope, scope):
                 best[op.index] = int(self.selects(op)) + max((best.get(i, 0) for i in op.inputs), default=0)
         return max(best.values(), default=0)
 
@@ -69,7 +65,7 @@ class LeafModules:
         return values
 
     def within(self, model: InceptionNetwork, ops: list[Operation], scope: str) -> int:
-        return sum(1 for name, m in model.named_modules() if _within(name, scope) and not any(m.children()))
+        return sum(1 for name, m in model.named_modules() if is_within(name, scope) and not any(m.children()))
 
 
 #: A convention's values per component (in component order), and inside one module, from the model and its operations.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torchinfo
 from torchinfo.layer_info import LayerInfo
 
-from explorer.nets import NetworkConfig, model_from_config
+from explorer.nets import NetworkConfig, is_within, model_from_config
 from explorer.nets.tables import VARIANTS
 
 
@@ -80,7 +80,7 @@ def summarize(config: NetworkConfig, batch_size: int = 1) -> ModelSummary:
         comp = model.component_of(path) if layer.depth else None
         if comp is None:  # the network, or a container of several components (Inception-v4's features)
             continue
-        macs = sum(m for leaf, m in leaves if leaf == path or leaf.startswith(path + "."))
+        macs = sum(m for leaf, m in leaves if is_within(leaf, path))
         row = LayerRow(path, layer.depth, layer.class_name, tuple(layer.output_size), layer.num_params, macs)
         rows_by_component.setdefault(comp.key, []).append(row)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from explorer.cli import parents
 from explorer.cli.engines import load_engine
+from explorer.nets import is_within
 
 if TYPE_CHECKING:
     from explorer.runtime import InferenceResult
@@ -24,7 +25,7 @@ def _infer(args: argparse.Namespace) -> int:
     engine = load_engine(args.weights, args.device, args.top_k, args.variant)
     if args.inside:  # refused before any image is read, with the names there are
         names = engine.source.block_names()
-        if not any(args.inside == name or args.inside.startswith(name + ".") for name in names):
+        if not any(is_within(args.inside, name) for name in names):
             raise ValueError(f"unknown block {args.inside!r} for --inside; blocks are: {', '.join(names)}")
     if engine.weights.random:
         print(

@@ -53,7 +53,8 @@ def _weights_list(args: argparse.Namespace) -> int:
         if row["cached"]:
             where = f"at {row['path']}"
         else:
-            where = f"not downloaded ({row.get('error', 'irv2-explorer weights fetch ' + str(row['weights'])[4:])})"
+            tag = str(row["weights"]).partition(":")[2]
+            where = f"not downloaded ({row.get('error', f'irv2-explorer weights fetch {tag}')})"
         print(f"{row['weights']:<22} {size:>7}  {row['source']}: {where}")
     return 0
 

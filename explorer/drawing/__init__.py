@@ -2,30 +2,9 @@
 
 from explorer import lazy_exports
 
-__all__ = [
-    "COLOUR_SCALE",
-    "COMPONENT_COLOURS",
-    "DIRECTIONS",
-    "FORMATS",
-    "GraphRenderError",
-    "MapNode",
-    "TracedNetwork",
-    "block_graph",
-    "channel_grid",
-    "colourise",
-    "component_graph",
-    "nearest",
-    "network_graph",
-    "overlay",
-    "png_bytes",
-    "render",
-    "resolve",
-    "trace_network",
-]
-
 # Each name is imported from its module when first used: importing the package imports nothing else, so
 # that threads importing its modules at once (a server's sessions, its warm-up) never wait on each other.
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "figures": ("channel_grid",),

@@ -28,6 +28,7 @@ from explorer.nets import (
     InceptionResNetBlock,
     NetworkConfig,
     RepeatedBlocks,
+    is_within,
     model_from_config,
 )
 
@@ -36,6 +37,10 @@ FORMATS = ("dot", "svg", "png")
 DIRECTIONS = {"top to bottom": "TB", "left to right": "LR", "bottom to top": "BT"}
 
 _FONT = "Helvetica"
+
+
+#: What to do when Graphviz's ``dot`` is not there.
+DOT_MISSING = "Graphviz's dot program is not installed (Debian: apt-get install graphviz)"
 
 
 class GraphRenderError(RuntimeError):
@@ -50,17 +55,13 @@ class TracedNetwork:
     ops: list[Operation]
 
     def ops_in(self, scope: str) -> list[Operation]:
-        return [op for op in self.ops if _within(op.scope, scope)]
+        return [op for op in self.ops if is_within(op.scope, scope)]
 
     def output_shape(self, scope: str) -> tuple[int, ...]:
         return self.ops_in(scope)[-1].shape or ()
 
     def params(self, scope: str) -> int:
         return sum(p.numel() for p in self.model.get_submodule(scope).parameters())
-
-
-def _within(scope: str, name: str) -> bool:
-    return scope == name or scope.startswith(name + ".")
 
 
 def trace_network(config: NetworkConfig) -> TracedNetwork:
@@ -226,7 +227,7 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
 
     def group(op: Operation) -> str:
         unit = op.scope.rsplit(".", 1)[0]
-        if unit != block and _within(unit, block) and isinstance(model.get_submodule(unit), ConvBnRelu):
+        if unit != block and is_within(unit, block) and isinstance(model.get_submodule(unit), ConvBnRelu):
             return unit
         return op.name
 
@@ -256,7 +257,7 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     for op in ops:
         for i in op.inputs:
             source = traced.ops[i]
-            src = _node_id(group(source)) if _within(source.scope, block) else "input"
+            src = _node_id(group(source)) if is_within(source.scope, block) else "input"
             dst = _node_id(group(op))
             if src != dst and (src, dst) not in seen:
                 seen.add((src, dst))
@@ -358,6 +359,6 @@ def render(graph: graphviz.Digraph | graphviz.Source, fmt: str) -> bytes:
     try:
         return graph.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
-        raise GraphRenderError("Graphviz's dot program is not installed (Debian: apt-get install graphviz)") from None
+        raise GraphRenderError(DOT_MISSING) from None
     except graphviz.CalledProcessError as error:
         raise GraphRenderError(f"dot failed: {error.stderr.decode(errors='replace').strip()}") from None

@@ -21,7 +21,7 @@ def _lookup_table() -> np.ndarray:
     return np.stack([np.interp(levels, positions, stops[:, c]) for c in range(3)], axis=1).astype(np.uint8)
 
 
-def normalise(values: np.ndarray) -> np.ndarray:
+def to_unit_range(values: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the map's own range (a constant map becomes zeros)."""
     values = np.asarray(values, dtype=np.float64)
     low, high = float(values.min()), float(values.max())
@@ -30,7 +30,7 @@ def normalise(values: np.ndarray) -> np.ndarray:
 
 def colourise(values: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
     """A 2-D map as an RGB picture, optionally resized (nearest neighbour: one cell stays one cell)."""
-    rgb = _lookup_table()[(normalise(values) * 255).round().astype(np.uint8)]
+    rgb = _lookup_table()[(to_unit_range(values) * 255).round().astype(np.uint8)]
     image = Image.fromarray(rgb, "RGB")
     return image.resize(size, Image.Resampling.NEAREST) if size else image
 
@@ -38,7 +38,7 @@ def colourise(values: np.ndarray, size: tuple[int, int] | None = None) -> Image.
 def overlay(photo: np.ndarray, values: np.ndarray, alpha: float = 0.5) -> Image.Image:
     """The map, smoothly enlarged to the photo's size, blended over it."""
     height, width = photo.shape[:2]
-    smooth = Image.fromarray((normalise(values) * 255).astype(np.uint8), "L").resize(
+    smooth = Image.fromarray((to_unit_range(values) * 255).astype(np.uint8), "L").resize(
         (width, height), Image.Resampling.BILINEAR
     )
     coloured = Image.fromarray(_lookup_table()[np.asarray(smooth)], "RGB")

@@ -15,24 +15,31 @@ import graphviz
 import plotly.graph_objects as go
 from torch import nn
 
-from explorer.drawing.graph import GraphRenderError, TracedNetwork, block_graph, component_graph, network_graph
-from explorer.nets import ConvBnRelu, InceptionNetwork
+from explorer.drawing.graph import (
+    DOT_MISSING,
+    GraphRenderError,
+    TracedNetwork,
+    block_graph,
+    component_graph,
+    network_graph,
+)
+from explorer.nets import ConvBnRelu, InceptionNetwork, is_within
 from explorer.runtime.inside import part_names
 from explorer.text.usertext import quoted
 
-LEVELS = ("network", "component", "block", "unit", "part")
+NODE_LEVELS = ("network", "component", "block", "unit", "part")
 
 
 @dataclass(frozen=True)
 class MapNode:
     name: str
-    level: str  # one of LEVELS; "part": an output inside a block that is not a unit (concat, pool, linear 1x1...)
+    level: str  # one of NODE_LEVELS; "part": an output inside a block that is not a unit (concat, pool, linear 1x1...)
     title: str
     block: str | None  # the block it lies in (block, unit and part levels)
     component: str  # the component it lies in ("" for the network)
     trail: tuple[tuple[str, str], ...]  # (name, title) from the network down to this node's parent
     drawn: str = ""  # the node whose drawing shows this one: itself, or for a part the block or unit it is in
-    kind: str = ""  # for an output inside a block that is no submodule: its key in explorer.runtime.inside.KINDS
+    kind: str = ""  # for an output inside a block that is no submodule: its key in explorer.runtime.inside.PART_KINDS
 
 
 def resolve(model: InceptionNetwork, name: str) -> MapNode:
@@ -49,7 +56,7 @@ def resolve(model: InceptionNetwork, name: str) -> MapNode:
         if single is not None:
             return resolve(model, single)
         return MapNode(name, "component", comp.title, None, name, top, name)
-    block = next((b for b in blocks if name == b or name.startswith(b + ".")), None)
+    block = next((b for b in blocks if is_within(name, b)), None)
     head = next((c for c in model.components if c.key == "head"), None)
     if block is None and head is not None and name in head.modules:
         return MapNode(name, "part", name, None, "head", (*top, ("head", head.title)), "head")
@@ -148,7 +155,7 @@ def drawing(traced: TracedNetwork, node: MapNode) -> graphviz.Digraph:
 
 
 # --------------------------------------------------------------------------------------------
-# Layout (Graphviz) and figure (plotly)
+# MapDrawing (Graphviz) and figure (plotly)
 # --------------------------------------------------------------------------------------------
 
 
@@ -181,7 +188,7 @@ class Cluster:
 
 
 @dataclass(frozen=True)
-class Layout:
+class MapDrawing:
     boxes: tuple[Box, ...]
     lines: tuple[Line, ...]
     clusters: tuple[Cluster, ...]
@@ -189,12 +196,12 @@ class Layout:
     title: str
 
 
-def layout(graph: graphviz.Digraph) -> Layout:
+def layout(graph: graphviz.Digraph) -> MapDrawing:
     """Positions of every node, edge and cluster, as Graphviz's ``dot`` lays the graph out."""
     try:
         data = json.loads(graph.pipe(format="json0"))
     except graphviz.ExecutableNotFound:
-        raise GraphRenderError("Graphviz's dot program is not installed (Debian: apt-get install graphviz)") from None
+        raise GraphRenderError(DOT_MISSING) from None
     boxes, clusters = [], []
     for obj in data.get("objects", []):
         if "bb" in obj:  # a cluster
@@ -229,7 +236,7 @@ def layout(graph: graphviz.Digraph) -> Layout:
         label_at = tuple(float(v) for v in edge["lp"].split(",")) if "lp" in edge else None
         lines.append(Line(tuple(points), edge.get("label", ""), label_at))
     x0, y0, x1, y1 = (float(v) for v in data["bb"].split(","))
-    return Layout(tuple(boxes), tuple(lines), tuple(clusters), (x1 - x0, y1 - y0), data.get("label", ""))
+    return MapDrawing(tuple(boxes), tuple(lines), tuple(clusters), (x1 - x0, y1 - y0), data.get("label", ""))
 
 
 def _rgba(colour: str) -> str:
@@ -241,7 +248,7 @@ def _rgba(colour: str) -> str:
     return f"#{colour}" if len(colour) == 6 else "#ffffff"
 
 
-def figure(drawn: Layout, selected: str = "", hover: dict[str, str] | None = None) -> go.Figure:
+def figure(drawn: MapDrawing, selected: str = "", hover: dict[str, str] | None = None) -> go.Figure:
     """The laid-out graph as a plotly figure: boxes as shapes, one clickable marker per node.
 
     A click selects a point whose ``customdata`` is the node's name; ``selected`` is outlined. The

@@ -2,28 +2,9 @@
 
 from explorer import lazy_exports
 
-__all__ = [
-    "CAM_METHODS",
-    "DEFAULTS",
-    "METHODS",
-    "THUMBNAIL",
-    "Attribution",
-    "Explainer",
-    "Progress",
-    "SanityStep",
-    "Settings",
-    "check_request",
-    "display",
-    "explain",
-    "grad_cam",
-    "rank_correlation",
-    "sanity_check",
-    "thumbnail",
-]
-
 # Each name is imported from its module when first used: importing the package imports nothing else, so
 # that threads importing its modules at once (a server's sessions, its warm-up) never wait on each other.
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "attribution": (

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from explorer.explain.attribution import check_request
 from explorer.nets import InceptionNetwork
 from explorer.runtime.results import GradCam
 
@@ -18,18 +19,15 @@ def grad_cam(
     """Grad-CAM of ``class_index`` (the top-1 class by default) at ``block`` for the one image ``x``.
 
     Captum's ``LayerGradCam`` sets a hook on the block while it runs: call this on the model's private copy
-    for attribution (:func:`explorer.explain.attribution.private_copy`), never on a model other sessions use.
+    for attribution (:func:`explorer.runtime.private.private_copy`), never on a model other sessions use.
     """
     from captum.attr import LayerGradCam
 
-    if block not in model.block_names():
-        raise ValueError(f"unknown block {block!r}")
+    check_request(model, "grad-cam", block, class_index)
     x = x.detach()
     with torch.no_grad():
         logits = model(x)
     index = int(logits[0].argmax()) if class_index is None else class_index
-    if not 0 <= index < logits.shape[1]:
-        raise ValueError(f"class {index} is outside 0..{logits.shape[1] - 1}")
     cam = LayerGradCam(model, model.get_submodule(block)).attribute(x, target=index, relu_attributions=True).detach()
     return packed(cam, logits, index, block, label, x.shape[-1])
 

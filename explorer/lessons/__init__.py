@@ -2,26 +2,9 @@
 
 from explorer import lazy_exports
 
-__all__ = [
-    "BlockStatistics",
-    "Example",
-    "HeadShapes",
-    "Run",
-    "Setting",
-    "TrainedHead",
-    "TransferError",
-    "check_classes",
-    "head_shapes",
-    "leave_one_out",
-    "pooled_features",
-    "run_experiment",
-    "settings",
-    "train_head",
-]
-
 # Each name is imported from its module when first used: importing the package imports nothing else, so
 # that threads importing its modules at once (a server's sessions, its warm-up) never wait on each other.
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "experiments": ("BlockStatistics", "Run", "Setting", "run_experiment", "settings"),

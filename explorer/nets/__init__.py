@@ -8,66 +8,9 @@ with ``strict=True``.
 
 from explorer import lazy_exports
 
-__all__ = [
-    "BN_EPS",
-    "CONFIG_FIELDS",
-    "DEFAULT_TAG",
-    "INCEPTION_V4",
-    "PAPER_SCALES",
-    "PAPER_V1",
-    "PAPER_V2",
-    "RELEASED",
-    "V4_FIELDS",
-    "VARIANTS",
-    "VARIANT_DESCRIPTIONS",
-    "Block8",
-    "Block17",
-    "Block35",
-    "BlockCounts",
-    "Component",
-    "ConcatBranches",
-    "ConvBnRelu",
-    "FactorisedBlock",
-    "InceptionA",
-    "InceptionB",
-    "InceptionC",
-    "InceptionNetwork",
-    "InceptionResNetBlock",
-    "InceptionResNetConfig",
-    "InceptionResNetV2",
-    "InceptionV4",
-    "InceptionV4Config",
-    "InceptionV4ReductionB",
-    "Mixed3a",
-    "Mixed4a",
-    "Mixed5a",
-    "Mixed5b",
-    "NetworkConfig",
-    "PaperContradiction",
-    "ReductionA",
-    "ReductionB",
-    "RepeatedBlocks",
-    "ResidualScales",
-    "StemName",
-    "WeightsError",
-    "WeightsInfo",
-    "avg_pool_projection",
-    "build_model",
-    "build_stem",
-    "chain",
-    "download_hub_weights",
-    "load_weights",
-    "load_weights_file",
-    "make_config",
-    "max_pool",
-    "model_from_config",
-    "paper_contradictions",
-    "random_weights",
-]
-
 # Each name is imported from its module when first used: importing the package imports nothing else, so
 # that threads importing its modules at once (a server's sessions, its warm-up) never wait on each other.
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "blocks": (
@@ -104,6 +47,7 @@ __getattr__, __dir__ = lazy_exports(
             "InceptionNetwork",
             "InceptionResNetV2",
             "InceptionV4",
+            "is_within",
         ),
         "paper": (
             "PaperContradiction",

@@ -36,7 +36,7 @@ def hub_tags_for(variant: str) -> list[str]:
 HUB_FILENAME = "model.safetensors"
 
 
-Progress = Callable[[int, int], None]  # (bytes so far, total bytes)
+DownloadProgress = Callable[[int, int], None]  # (bytes so far, total bytes)
 
 #: Seconds to wait for the Hub's first answer, asked once: offline is decided in seconds, not after
 #: huggingface_hub's half a minute of retries.
@@ -106,7 +106,7 @@ def _first_line(error: BaseException) -> str:
 
 def download_hub_weights(
     tag: str = DEFAULT_TAG,
-    progress: Progress | None = None,
+    progress: DownloadProgress | None = None,
     cache_dir: str | Path | None = None,
     endpoint: str | None = None,
 ) -> Path:
@@ -144,7 +144,7 @@ def download_hub_weights(
     return Path(path)
 
 
-def _progress_bar(callback: Progress) -> type:
+def _progress_bar(callback: DownloadProgress) -> type:
     from tqdm.auto import tqdm
 
     class CallbackBar(tqdm):  # huggingface_hub counts bytes with the tqdm class it is given
@@ -172,7 +172,7 @@ class _Silent:
 def load_hub_weights(
     config: NetworkConfig,
     tag: str = DEFAULT_TAG,
-    progress: Progress | None = None,
+    progress: DownloadProgress | None = None,
     cache_dir: str | Path | None = None,
     endpoint: str | None = None,
 ) -> tuple[InceptionNetwork, WeightsInfo]:

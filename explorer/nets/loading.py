@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, Progress, load_hub_weights, repo_of
+from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, DownloadProgress, load_hub_weights, repo_of
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.weights import (
@@ -44,7 +44,7 @@ def parse_weights_key(value: str) -> str:
 
 
 def load_weights(
-    key: str, config: NetworkConfig, progress: Progress | None = None
+    key: str, config: NetworkConfig, progress: DownloadProgress | None = None
 ) -> tuple[InceptionNetwork, WeightsInfo]:
     """A new model with the weights a key names: ``random``, ``hub:TAG`` or ``file:NAME`` (in :func:`weights_dir`)."""
     kind, _, name = parse_weights_key(key).partition(":")

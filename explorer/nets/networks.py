@@ -37,6 +37,11 @@ from explorer.nets.tables import InceptionResNetConfig, InceptionV4Config, Netwo
 from explorer.nets.units import ConvBnRelu
 
 
+def is_within(path: str, scope: str) -> bool:
+    """Whether a module path (``repeat.3.branch1``) is ``scope`` or lies inside it (``repeat.3``, ``repeat``)."""
+    return path == scope or path.startswith(scope + ".")
+
+
 @dataclass(frozen=True)
 class Component:
     """A part of the network as people talk about it: the stem, the A blocks, ..."""
@@ -87,7 +92,7 @@ class InceptionNetwork(nn.Module):
     def component_of(self, path: str) -> Component | None:
         """The component a module path (``repeat.3.branch1``, ``features.7``) belongs to."""
         for comp in self.components:
-            if any(path == name or path.startswith(name + ".") for name in comp.modules):
+            if any(is_within(path, name) for name in comp.modules):
                 return comp
         return None
 

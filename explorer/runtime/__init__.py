@@ -16,35 +16,9 @@
 
 from explorer import lazy_exports
 
-__all__ = [
-    "TF_IN1K",
-    "BlockGroup",
-    "BlockMaps",
-    "BlockStats",
-    "CapturedPipeline",
-    "Engine",
-    "EngineIdentity",
-    "EnginePool",
-    "GradCam",
-    "InferenceResult",
-    "Layout",
-    "PipelineSteps",
-    "Prediction",
-    "Preprocessing",
-    "block_groups",
-    "cpu_bf16_native",
-    "crop_for_network",
-    "imagenet_labels",
-    "pick_device",
-    "precision_allowed",
-    "reduce_block",
-    "streamed_pipeline",
-    "to_tensor",
-]
-
 # Each name is imported from its module when first used: importing the package imports nothing else, so
 # that threads importing its modules at once (a server's sessions, its warm-up) never wait on each other.
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "capture": ("CapturedPipeline",),

@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from explorer.nets import InceptionNetwork
+from explorer.nets.networks import is_within
 from explorer.nets.weights import WeightsInfo
 from explorer.runtime.capture import GPU
 from explorer.runtime.device import cpu_dtype_here, pick_device, precision_allowed, tensor_bytes
@@ -182,7 +183,7 @@ class Engine:
     def inside(self, inputs: dict[str, Tensor], node: str) -> tuple[InsideMaps, ...]:
         """Every output inside a block (``repeat_1.0``) or inside one of its units (``repeat_1.0.branch1.1``),
         in forward order, from :meth:`block_inputs`; :class:`ValueError` for anything else."""
-        block = next((b for b in inputs if node == b or node.startswith(b + ".")), None)
+        block = next((b for b in inputs if is_within(node, b)), None)
         if block is None:
             raise ValueError(f"unknown block {node!r}; blocks are: {', '.join(inputs)}")
         with self._lock, self.gate(), torch.inference_mode():

@@ -25,7 +25,7 @@ from explorer.nets import ConcatBranches, ConvBnRelu, InceptionC, InceptionNetwo
 from explorer.runtime.reductions import reduce_block
 
 #: What each kind of inside output is, in words for people.
-KINDS: dict[str, str] = {
+PART_KINDS: dict[str, str] = {
     "unit": "conv-BN-ReLU unit",
     "pool": "pooling",
     "concat": "filter concatenation",
@@ -44,7 +44,7 @@ class InsideTensor:
     """One output inside a block, with where it comes from (for drawing and for a unit's inside)."""
 
     name: str
-    kind: str  # a key of KINDS
+    kind: str  # a key of PART_KINDS
     branch: str | None  # "branch1" for outputs inside a branch
     input: str  # the name of the output this one was computed from ("" for the block's input)
     tensor: Tensor

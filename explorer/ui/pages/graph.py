@@ -5,6 +5,7 @@ import streamlit as st
 
 from explorer.analysis.summary import shape_text
 from explorer.drawing.graph import DIRECTIONS, block_graph, network_graph
+from explorer.nets import is_within
 from explorer.ui.caches import graph_downloads, summary_of, trace_of
 from explorer.ui.network import variant_sidebar
 
@@ -46,7 +47,7 @@ else:
             r
             for comp in summary_of(config).components
             for r in comp.rows
-            if r.path == block or r.path.startswith(block + ".")
+            if is_within(r.path, block)
         ]
         st.subheader(f"{block}: torchinfo summary")
         st.dataframe(

@@ -12,7 +12,7 @@ from explorer.analysis.counting import counts_within
 from explorer.analysis.summary import shape_text
 from explorer.drawing.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.drawing.netmap import (
-    Layout,
+    MapDrawing,
     MapNode,
     drawing,
     figure,
@@ -25,7 +25,7 @@ from explorer.drawing.netmap import (
 from explorer.explain import CAM_METHODS, METHODS, Explainer, display
 from explorer.nets import ConvBnRelu
 from explorer.runtime.images import ImageError, load_image, sample_paths
-from explorer.runtime.inside import KINDS
+from explorer.runtime.inside import PART_KINDS
 from explorer.text.usertext import quoted, shown
 from explorer.ui.caches import cached_inside, cached_trace, counts_of, graph_downloads, summary_of, trace_of
 from explorer.ui.engines import engine_of
@@ -103,7 +103,7 @@ if st.session_state.get("present", False):
 
 
 @st.cache_data(show_spinner="Laying out the drawing with Graphviz...", max_entries=256)
-def drawn(variant: str, repeats: tuple[int, int, int], name: str) -> tuple[Layout, str]:
+def drawn(variant: str, repeats: tuple[int, int, int], name: str) -> tuple[MapDrawing, str]:
     """The layout of a node's drawing and its DOT source."""
     network = cached_trace(variant, repeats)
     graph = drawing(network, resolve(network.model, name))
@@ -205,8 +205,8 @@ def describe(node: MapNode) -> None:
         convention_table({cv.key: cv.per_component[comp.key] for cv in counts.conventions})
         return
     st.subheader(node.title)
-    if node.level == "part" and node.kind in KINDS:
-        st.markdown(f"**{KINDS[node.kind]}** of {node.block}.")
+    if node.level == "part" and node.kind in PART_KINDS:
+        st.markdown(f"**{PART_KINDS[node.kind]}** of {node.block}.")
         return
     st.table(pd.DataFrame(module_rows(node.name), columns=["", node.name]).set_index(""))
     text = explanation(node.name)
@@ -290,7 +290,7 @@ with live:
             columns = st.columns(per_row)
             for column, (part, picture_png) in zip(columns, inside[start : start + per_row], strict=False):
                 label = part.name[len(opened) + 1 :] or part.name
-                column.image(picture_png, caption=f"{label}: {KINDS[part.kind]}, {'x'.join(map(str, part.shape))}")
+                column.image(picture_png, caption=f"{label}: {PART_KINDS[part.kind]}, {'x'.join(map(str, part.shape))}")
                 current = "primary" if part.name == node.name else "secondary"
                 if column.button("Enlarge", key=f"open-{part.name}", type=current):
                     go(part.name)

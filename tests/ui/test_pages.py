@@ -11,7 +11,7 @@ from explorer.analysis.summary import summarize
 from explorer.nets import make_config
 from tests.conftest import CPU_PRECISION, as_read
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_network_page_follows_variant_and_repeats(app):
     assert metric(app, "Parameters") == f"{fewer.params / 1e6:.2f} M"
 
 
-COUNTS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "counts.py")
+COUNTS_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "counts.py")
 
 
 def test_counts_page_answers_with_every_convention():
@@ -81,7 +81,7 @@ def test_counts_page_follows_the_repeats_slider():
     assert "Inception-ResNet-A x5" in page.dataframe[1].value["component"].tolist()
 
 
-GRAPH_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "graph.py")
+GRAPH_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "graph.py")
 
 
 def test_graph_page_draws_the_overview_and_drills_into_a_block():
@@ -100,7 +100,7 @@ def test_graph_page_draws_the_overview_and_drills_into_a_block():
     assert labels[0] == "Download DOT"
 
 
-ACTIVATIONS_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "activations.py")
+ACTIVATIONS_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "activations.py")
 
 
 def image_captions(page: AppTest) -> list[str]:
@@ -175,7 +175,7 @@ def test_weights_file_on_the_server_can_be_chosen(tmp_path, monkeypatch):
     assert not any("Random weights" in w.value for w in page.warning)
 
 
-PAGES = Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages"
 
 
 def test_compare_page_states_the_papers_comparison_and_shades_by_distance():
@@ -243,7 +243,7 @@ def test_tour_walks_through_every_step():
     assert "repeated 5, 10 and 5" in " ".join(claims["claim"]) and set(claims["verdict"]) <= {"true", "false", "partly"}
 
 
-MAP_PAGE = str(Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages" / "map.py")
+MAP_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "map.py")
 
 
 def open_map(**params: str) -> AppTest:

@@ -16,7 +16,7 @@ from explorer.nets.weights import WeightsInfo
 from explorer.runtime import Engine
 from explorer.runtime.images import SAMPLES_DIR
 from explorer.runtime.inside import block_inputs, inside_tensors, unit_tensors
-from tests.test_model import randomise_
+from tests.nets.test_model import randomise_
 
 timm = pytest.importorskip("timm")
 

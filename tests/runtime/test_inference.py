@@ -21,7 +21,7 @@ from explorer.runtime import Engine, crop_for_network, imagenet_labels, pick_dev
 from explorer.runtime.images import load_image
 from tests.conftest import CPU_PRECISION
 
-SAMPLES = Path(__file__).resolve().parent.parent / "explorer" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "explorer" / "samples"
 
 
 @pytest.fixture(scope="module")

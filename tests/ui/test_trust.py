@@ -21,7 +21,7 @@ from explorer.runtime import Engine
 from explorer.runtime.images import load_image, sample_path
 from tests.conftest import as_read
 
-PAGES = Path(__file__).resolve().parent.parent / "explorer" / "ui" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages"
 CAT = load_image(sample_path("cat")).image
 
 

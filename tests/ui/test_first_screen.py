@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.analysis.counting import count_layers
 from explorer.nets import make_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = ROOT / "explorer" / "ui" / "pages"
 

@@ -22,7 +22,7 @@ from explorer.runtime import Engine
 from explorer.runtime.images import MAX_BYTES, ImageError, LoadedImage, load_image
 from tests.hub_server import HubServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BYTES = [p.read_bytes() for p in sorted((ROOT / "explorer" / "samples").glob("*.jpg"))]
 SMALL_PNG = io.BytesIO()
 Image.open(ROOT / "explorer" / "samples" / "cat.jpg").resize((40, 27)).save(SMALL_PNG, "PNG")

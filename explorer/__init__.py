@@ -32,6 +32,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "nets": (
             "VARIANTS",
             "InceptionNetwork",
+            "InceptionResNet",
             "InceptionResNetConfig",
             "InceptionResNetV2",
             "InceptionV4",

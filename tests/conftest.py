@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.nets import InceptionResNetV2, build_model
+from explorer.nets import InceptionResNet, build_model
 from explorer.runtime import cpu_bf16_native, precision_allowed
 from explorer.runtime.images import SAMPLES_DIR
 
@@ -49,7 +49,7 @@ def photos(sample_paths: list[Path]) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
-def released() -> InceptionResNetV2:
+def released() -> InceptionResNet:
     return build_model("released")
 
 

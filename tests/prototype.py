@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explorer.nets import InceptionResNetV2
+from explorer.nets import InceptionResNet
 
 
 @torch.no_grad()
-def set_prototype_head(model: InceptionResNetV2, images: Tensor, scale: float = 30.0) -> None:
+def set_prototype_head(model: InceptionResNet, images: Tensor, scale: float = 30.0) -> None:
     features = model.global_pool(model.forward_features(images)).float()
     centred = features - features.mean(0, keepdim=True)
     prototypes = centred / centred.norm(dim=1, keepdim=True)

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("nets", "analysis", "runtime", "explain", "drawing", "lessons", "text", "cli", "ui")
+PACKAGES = ("nets", "analysis", "runtime", "explain", "channels", "drawing", "lessons", "text", "cli", "ui")
 
 
 def lint_imports(where: Path) -> subprocess.CompletedProcess:

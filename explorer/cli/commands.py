@@ -8,6 +8,8 @@
   irv2-explorer infer IMAGE... [--variant V] [--weights auto|random|hub[:TAG]|FILE] [--inside BLOCK] [--format json]
                      [--out DIR]
   irv2-explorer explain IMAGE [--method M ...] [--block NAME] [--class K] [--sanity] [--format json] [--out DIR]
+  irv2-explorer index FOLDER --out INDEX_DIR [--top K] [--weights W] [--batch-size N] [--workers N]
+                     (also under torchrun --nproc_per_node=N -m explorer index ...)
   irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE
 
 Each command's --help says more.
@@ -19,10 +21,10 @@ import argparse
 import os
 import sys
 
-from explorer.cli import app, claims, counts, explain, graph, infer, summary, weights
+from explorer.cli import app, claims, counts, explain, graph, index, infer, summary, weights
 
 #: The commands in the order --help lists them.
-COMMANDS = (app, summary, counts, claims, graph, infer, explain, weights)
+COMMANDS = (app, summary, counts, claims, graph, infer, explain, index, weights)
 
 
 def _program() -> str:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from explorer.nets import make_config
 
 if TYPE_CHECKING:
+    from explorer.nets import InceptionNetwork
+    from explorer.nets.weights import WeightsInfo
     from explorer.runtime import Engine
 
 
@@ -28,18 +30,23 @@ def resolve_weights(value: str, variant: str = "released") -> str:
     return value  # a file's path
 
 
-def load_engine(weights: str, device: str, top_k: int = 8, variant: str = "released") -> Engine:
-    """An inference engine with the weights the user named (:func:`resolve_weights`)."""
+def load_model(weights: str, variant: str = "released", **overrides: object) -> tuple[InceptionNetwork, WeightsInfo]:
+    """The network with the weights the user named (:func:`resolve_weights`)."""
     from explorer.nets.loading import load_weights
     from explorer.nets.weights import load_weights_file
-    from explorer.runtime import Engine
 
-    config = make_config(variant)
+    config = make_config(variant, **overrides)
     key = resolve_weights(weights, variant)
     if key == "random" or key.startswith("hub:"):
-        model, info = load_weights(key, config, progress=stderr_progress)
-    else:
-        model, info = load_weights_file(key, config)
+        return load_weights(key, config, progress=stderr_progress)
+    return load_weights_file(key, config)
+
+
+def load_engine(weights: str, device: str, top_k: int = 8, variant: str = "released") -> Engine:
+    """An inference engine with the weights the user named (:func:`resolve_weights`)."""
+    from explorer.runtime import Engine
+
+    model, info = load_model(weights, variant)
     return Engine(model, info, device=device, top_k=top_k)
 
 

@@ -65,12 +65,10 @@ def _explain(args: argparse.Namespace) -> int:
 def add_to(commands: argparse._SubParsersAction) -> None:
     explain = commands.add_parser(
         "explain",
-        parents=[parents.network()],
+        parents=[parents.network(), parents.engine()],
         help="why it said that: attribution maps (Captum) and their sanity check",
     )
     explain.add_argument("image", metavar="IMAGE")
-    explain.add_argument("--weights", default="auto", help="as for infer")
-    explain.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     explain.add_argument(
         "--method",
         nargs="+",

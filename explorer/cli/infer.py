@@ -96,16 +96,9 @@ def _inside_table(node: str, inside: tuple[InsideMaps, ...]) -> str:
 
 def add_to(commands: argparse._SubParsersAction) -> None:
     infer = commands.add_parser(
-        "infer", parents=[parents.network()], help="top-5 and every block's activations for images"
+        "infer", parents=[parents.network(), parents.engine()], help="top-5 and every block's activations for images"
     )
     infer.add_argument("images", nargs="+", metavar="IMAGE")
-    infer.add_argument(
-        "--weights",
-        default="auto",
-        help="auto (default: tf_in1k if `weights fetch` has cached it, else random; never downloads), random, "
-        "hub (tf_in1k, downloaded if need be), hub:tf_ens_adv_in1k, or a .safetensors/.pth file",
-    )
-    infer.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     infer.add_argument("--format", choices=("table", "json"), default="table")
     infer.add_argument("--out", help="write each block's maps as PNG files into this folder")
     infer.add_argument("--top-k", type=int, default=8, help="most active channels kept per block (default 8)")

@@ -24,3 +24,17 @@ def repeats() -> argparse.ArgumentParser:
 def overrides(args: argparse.Namespace) -> dict[str, object]:
     """The table entries the options replace (for :func:`explorer.nets.make_config`)."""
     return {"repeats": tuple(args.repeats)} if args.repeats else {}
+
+
+WEIGHTS_HELP = (
+    "auto (default: tf_in1k if `weights fetch` has cached it, else random; never downloads), random, "
+    "hub (tf_in1k, downloaded if need be), hub:tf_ens_adv_in1k, or a .safetensors/.pth file"
+)
+
+
+def engine() -> argparse.ArgumentParser:
+    """``--weights`` and ``--device``: what runs the images, and where."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
+    parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return parent

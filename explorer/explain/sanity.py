@@ -116,5 +116,3 @@ def sanity_check(
             similarity = rank_correlation(original[method].heatmap, found.heatmap)
             steps[method].append(SanityStep(comp.title, similarity, thumbnail(found.heatmap)))
     return original, steps
-
-

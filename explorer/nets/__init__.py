@@ -45,6 +45,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "networks": (
             "Component",
             "InceptionNetwork",
+            "InceptionResNet",
             "InceptionResNetV2",
             "InceptionV4",
             "is_within",

@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from explorer.nets.networks import InceptionNetwork, InceptionResNetV2, InceptionV4
+from explorer.nets.networks import InceptionNetwork, InceptionResNet, InceptionV4
 from explorer.nets.tables import (
     VARIANTS,
     BlockCounts,
@@ -75,7 +75,7 @@ def model_from_config(
     config: NetworkConfig, *, seed: int | None = 0, device: torch.device | str | None = None
 ) -> InceptionNetwork:
     """Build the network a config describes, in eval mode, with seeded random weights."""
-    network = InceptionResNetV2 if config.residual else InceptionV4
+    network = InceptionResNet if config.residual else InceptionV4
     if seed is None:
         return network(config, device=device).eval()
     # A private RNG stream: building a model must not disturb anyone else's random numbers.

@@ -6,7 +6,7 @@ Connections on Learning" (AAAI 2017, arXiv 1602.07261).
 The building blocks are a conv-BN-ReLU unit and one class per block type, each taking its widths
 as arguments. A variant is a table of widths, repeats and residual scales (:mod:`explorer.nets.tables`,
 the data); :func:`build_model` turns a table into a network (this module, the code):
-:class:`InceptionResNetV2` for the residual networks, :class:`InceptionV4` for the paper's baseline
+:class:`InceptionResNet` for the residual networks (v1 and v2), :class:`InceptionV4` for the paper's baseline
 without residual connections. Module names and shapes equal timm's (``inception_resnet_v2``,
 ``inception_v4``), so timm's ImageNet weights load with ``strict=True``.
 """
@@ -156,8 +156,8 @@ class InceptionNetwork(nn.Module):
         return self.forward_head(x), intermediates, scaled
 
 
-class InceptionResNetV2(InceptionNetwork):
-    """An Inception-ResNet built from a variant table (released, paper-v2, paper-v1)."""
+class InceptionResNet(InceptionNetwork):
+    """An Inception-ResNet built from a variant table: the released v2, the paper's v2 or its v1."""
 
     config: InceptionResNetConfig
 
@@ -289,3 +289,7 @@ class InceptionV4(InceptionNetwork):
     def blocks(self) -> Iterator[tuple[str, nn.Module]]:
         for index, block in enumerate(self.features):
             yield f"features.{index}", block
+
+
+# The name people search for (and timm's); one class builds v1 and v2 from their tables.
+InceptionResNetV2 = InceptionResNet

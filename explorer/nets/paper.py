@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from explorer.nets.networks import InceptionResNetV2
+from explorer.nets.networks import InceptionResNet
 from explorer.nets.tables import PAPER_V2
 
 
@@ -21,7 +21,7 @@ class PaperContradiction:
 
 def paper_contradictions() -> list[PaperContradiction]:
     """The paper-v2 width contradictions, with the widths taken from the built network."""
-    model = InceptionResNetV2(PAPER_V2, device="meta")
+    model = InceptionResNet(PAPER_V2, device="meta")
     a_width = model.repeat[0].out_channels
     b_width = model.repeat_1[0].out_channels
     c_width = model.repeat_2[0].out_channels

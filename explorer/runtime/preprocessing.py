@@ -72,15 +72,18 @@ def crop_on_device(image: Image.Image, device: torch.device, preprocessing: Prep
     cut; on the samples a fifth of an intensity level from Pillow's on average, a few levels at most at sharp
     edges (a test checks), in a fraction of the CPU's time.
     """
-    width, height = image.size
+    pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).to(device, non_blocking=True)
+    return crop_pixels(pixels.permute(2, 0, 1), preprocessing)
+
+
+def crop_pixels(pixels: Tensor, preprocessing: Preprocessing = TF_IN1K) -> Tensor | None:
+    """:func:`crop_on_device` for pixels already on the device, (3, H, W) uint8 (as torchvision.io decodes them)."""
+    height, width = pixels.shape[1:]
     new_width, new_height, left, top = crop_geometry(width, height, preprocessing)
     size = preprocessing.input_size
     if new_width * new_height > 4 * size * size:
         return None
-    pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).to(device, non_blocking=True)
-    resized = F.interpolate(
-        pixels.permute(2, 0, 1)[None].float(), (new_height, new_width), mode="bicubic", antialias=True
-    )
+    resized = F.interpolate(pixels[None].float(), (new_height, new_width), mode="bicubic", antialias=True)
     crop = resized[0, :, top : top + size, left : left + size]
     return crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
 

@@ -73,17 +73,3 @@ def cached_inside(_engine: Engine, engine_key: EngineIdentity, digest: str, node
     """Every output inside a block or a unit, as values, with each mean map as a PNG (cheap to show)."""
     inside = _engine.inside(cached_block_inputs(_engine, engine_key, digest, _data), node)
     return tuple((part, png_bytes(colourise(part.mean_map, (96, 96)))) for part in inside)
-
-
-def graph_downloads(dot_source: str, name: str) -> None:
-    """DOT, SVG and PNG of a drawing."""
-    svg, png = cached_render(dot_source, "svg"), cached_render(dot_source, "png")
-    cols = st.columns(3)
-    cols[0].download_button(
-        "Download DOT", dot_source, file_name=f"{name}.dot", mime="text/vnd.graphviz", on_click="ignore"
-    )
-    if svg is None or png is None:
-        st.warning("SVG and PNG downloads need Graphviz's `dot` program (Debian: `apt-get install graphviz`).")
-    else:
-        cols[1].download_button("Download SVG", svg, file_name=f"{name}.svg", mime="image/svg+xml", on_click="ignore")
-        cols[2].download_button("Download PNG", png, file_name=f"{name}.png", mime="image/png", on_click="ignore")

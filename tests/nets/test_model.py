@@ -11,7 +11,10 @@ from torch import nn
 from explorer.nets import (
     VARIANTS,
     Block8,
+    InceptionResNet,
     InceptionResNetBlock,
+    InceptionResNetV2,
+    InceptionV4,
     build_model,
     make_config,
     paper_contradictions,
@@ -226,6 +229,21 @@ def paper_parameter_count(variant: str) -> int:
 def test_paper_variant_parameter_count(variant):
     model = build_model(variant, device="meta")
     assert sum(p.numel() for p in model.parameters()) == paper_parameter_count(variant)
+
+
+@pytest.mark.parametrize(
+    ("variant", "network"),
+    [
+        ("released", InceptionResNet),
+        ("paper-v2", InceptionResNet),
+        ("paper-v1", InceptionResNet),
+        ("inception-v4", InceptionV4),
+    ],
+)
+def test_each_variant_is_built_by_the_class_named_for_its_family(variant, network):
+    # One class builds v1 and v2 from their tables; the name people search for stays an alias of it.
+    assert type(build_model(variant, device="meta")) is network
+    assert InceptionResNetV2 is InceptionResNet
 
 
 def test_paper_contradictions_are_data_with_built_widths():

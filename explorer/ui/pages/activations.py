@@ -1,6 +1,5 @@
 """What every block does with an image: top-5, activation maps, statistics across depth, attribution."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from explorer.nets.weights import RANDOM
 from explorer.runtime import Engine, EngineIdentity, InferenceResult
 from explorer.runtime.images import ImageError, LoadedImage, load_image
 from explorer.text.usertext import shown
+from explorer.ui.downloads import download, download_json
 from explorer.ui.engines import engine_of, weights_in_use
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import pick_image
@@ -120,22 +120,9 @@ for column, (name, _, result) in zip(columns, results, strict=True):
         st.image(overlay(result.image, values), caption="overlaid on the image")
     with column:
         left, right = st.columns(2)
-        left.download_button(
-            "Map PNG",
-            png_bytes(colourise(values)),
-            file_name=f"{block_name}_{kind.removeprefix('channel ')}.png",
-            mime="image/png",
-            on_click="ignore",
-            key=f"png_{name}",
-        )
-        right.download_button(
-            "Result JSON",
-            json.dumps(result.to_json(), indent=2),
-            file_name=f"{Path(name).stem}.json",
-            mime="application/json",
-            on_click="ignore",
-            key=f"json_{name}",
-        )
+        map_name = f"{block_name}_{kind.removeprefix('channel ')}.png"
+        download(left, "Map PNG", png_bytes(colourise(values)), map_name, key=f"png_{name}")
+        download_json(right, "Result JSON", result.to_json(), f"{Path(name).stem}.json", key=f"json_{name}")
 
 # ------------------------------------------------------------------------------ top-k channels
 st.subheader("The most active channels")

@@ -1,7 +1,5 @@
 """How many layers? Every convention, per component, with the published figures and claims checked."""
 
-import json
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -12,6 +10,7 @@ from explorer.analysis.tracing import KINDS
 from explorer.drawing.palette import COMPONENT_COLOURS
 from explorer.text.usertext import quoted
 from explorer.ui.caches import counts_of, published_checks
+from explorer.ui.downloads import download, download_json
 from explorer.ui.network import variant_sidebar
 from explorer.ui.present import sized
 
@@ -146,12 +145,6 @@ st.dataframe(
 
 stem = f"layer-counts-{counts.variant}-{'-'.join(map(str, counts.repeats))}"
 left, right = st.columns(2)
-left.download_button("Download CSV", to_csv(counts), file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
-right.download_button(
-    "Download JSON",
-    json.dumps(counts.to_json(), indent=2),
-    file_name=f"{stem}.json",
-    mime="application/json",
-    on_click="ignore",
-)
+download(left, "Download CSV", to_csv(counts), f"{stem}.csv")
+download_json(right, "Download JSON", counts.to_json(), f"{stem}.json")
 st.caption(f"Output of the whole network: {shape_text(counts.whole.output_shape)} logits.")

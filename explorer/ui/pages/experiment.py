@@ -76,26 +76,13 @@ frame = pd.DataFrame(
         for b in run.blocks
     ]
 )
-growth = px.line(
-    frame,
-    x="depth",
-    y="std of the block output",
-    color="setting",
-    hover_name="block",
-    log_y=True,
-    title="How large the activations are, block by block (log scale)",
-)
-st.plotly_chart(sized(growth))
-ratio = px.line(
-    frame.dropna(subset=["residual / shortcut"]),
-    x="depth",
-    y="residual / shortcut",
-    color="setting",
-    hover_name="block",
-    log_y=True,
-    title="What each residual block adds, relative to what it receives",
-)
-st.plotly_chart(sized(ratio))
+for measure, title in (
+    ("std of the block output", "How large the activations are, block by block (log scale)"),
+    ("residual / shortcut", "What each residual block adds, relative to what it receives"),
+):
+    shown_rows = frame.dropna(subset=[measure])  # the residual ratio exists for residual blocks only
+    line = px.line(shown_rows, x="depth", y=measure, color="setting", hover_name="block", log_y=True, title=title)
+    st.plotly_chart(sized(line))
 
 last = {run.setting.label: run.blocks[-1].stats.std for run in runs}
 st.dataframe(

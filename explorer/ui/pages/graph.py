@@ -6,7 +6,8 @@ import streamlit as st
 from explorer.analysis.summary import shape_text
 from explorer.drawing.graph import DIRECTIONS, block_graph, network_graph
 from explorer.nets import is_within
-from explorer.ui.caches import graph_downloads, summary_of, trace_of
+from explorer.ui.caches import summary_of, trace_of
+from explorer.ui.downloads import graph_downloads
 from explorer.ui.network import variant_sidebar
 
 VIEWS = {"Overview": "overview", "Every block": "expanded", "One block": "block"}
@@ -43,12 +44,7 @@ else:
     with drawing:
         st.graphviz_chart(dot_source)
     with details:
-        rows = [
-            r
-            for comp in summary_of(config).components
-            for r in comp.rows
-            if is_within(r.path, block)
-        ]
+        rows = [r for comp in summary_of(config).components for r in comp.rows if is_within(r.path, block)]
         st.subheader(f"{block}: torchinfo summary")
         st.dataframe(
             pd.DataFrame(

@@ -27,7 +27,8 @@ from explorer.nets import ConvBnRelu
 from explorer.runtime.images import ImageError, load_image, sample_paths
 from explorer.runtime.inside import PART_KINDS
 from explorer.text.usertext import quoted, shown
-from explorer.ui.caches import cached_inside, cached_trace, counts_of, graph_downloads, summary_of, trace_of
+from explorer.ui.caches import cached_inside, cached_trace, counts_of, summary_of, trace_of
+from explorer.ui.downloads import graph_downloads
 from explorer.ui.engines import engine_of
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import chosen_sample, pick_image

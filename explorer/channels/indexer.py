@@ -1,0 +1,365 @@
+"""Building a dataset-examples index of a folder: every image through the network once, each channel's top K kept.
+
+One process, or several under ``torchrun`` (each reads its share of the images; the parts are merged with a
+collective, :mod:`explorer.channels.sharing`): the same index either way. Nothing is written until the end,
+whole (:func:`explorer.channels.store.written_whole`); Ctrl-C in a single process keeps what was done beside
+the output, and the same command then goes on from there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from explorer.channels.folder import Decoded, FolderError, decode, list_files
+from explorer.channels.forward import BlockShape, ChannelMaxima, block_shapes
+from explorer.channels.sharing import Ranks, gathered
+from explorer.channels.store import (
+    FORMAT_VERSION,
+    BlockExamples,
+    IndexFileError,
+    read_block,
+    read_manifest,
+    write_index,
+)
+from explorer.channels.top import NO_IMAGE, ChannelTop
+from explorer.nets import InceptionNetwork
+from explorer.nets.weights import WeightsInfo
+from explorer.runtime.fastpath import inference_copy
+from explorer.runtime.preprocessing import Preprocessing, crop_pixels, normalise, preprocessing_for
+
+#: What a channel's value for one image is, as the manifest says it.
+STATISTIC = "the channel's maximum over the block's output grid"
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    done: int  # files read so far (by every process), skipped ones included
+    total: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+class IndexInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a build; what was done is kept for the same command to go on from."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _Run:
+    """What a build has found so far: the running top-K and, per file index, a digest or a reason."""
+
+    top: ChannelTop
+    digests: dict[int, str] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+class _FolderImages(Dataset):
+    def __init__(
+        self, root: Path, files: list[str], todo: list[int], preprocessing: Preprocessing, jpegs_raw: bool
+    ) -> None:
+        self.root, self.files, self.todo, self.preprocessing, self.jpegs_raw = (
+            root,
+            files,
+            todo,
+            preprocessing,
+            jpegs_raw,
+        )
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, item: int) -> Decoded:
+        index = self.todo[item]
+        return decode(self.root, index, self.files[index], self.preprocessing, self.jpegs_raw)
+
+
+def _quiet_worker(_: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+
+
+@contextmanager
+def _interrupts_between_batches(on: bool) -> Iterator[Callable[[], bool]]:
+    """Ctrl-C noted and acted on after the batch in hand, so that what is kept is whole (a top-K half merged
+    would not be). Only in a single process's main thread: under torchrun every process must stop together."""
+    if not on or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: seen.append(number))
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def partial_path(out: Path) -> Path:
+    """Where an interrupted build keeps its work: beside ``out``, hidden."""
+    return out.with_name(f".{out.name}.partial")
+
+
+def build_index(
+    folder: str | Path,
+    out: str | Path,
+    model: InceptionNetwork,
+    weights: WeightsInfo,
+    *,
+    top_k: int = 9,
+    batch_size: int = 32,
+    workers: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    compile: bool = False,
+    gpu_decode: bool = True,
+    progress: Callable[[IndexProgress], None] | None = None,
+) -> dict:
+    """Index every image below ``folder`` into ``out`` (its manifest is returned). See the README's format."""
+    root, out, device = Path(folder).resolve(), Path(out), torch.device(device)
+    if top_k < 1 or batch_size < 1 or workers < 0:
+        raise ValueError("--top and --batch-size take a whole number from 1, --workers from 0")
+    ranks = Ranks.here()
+    files = list_files(root)
+    shapes = block_shapes(model)
+    channels = sum(s.channels for s in shapes)
+    preprocessing = preprocessing_for(model.config.variant)
+    config = model.config
+    identity = {
+        "variant": config.variant,
+        "network": repr(config),
+        "weights": weights.identity,
+        "input_size": config.input_size,
+    }
+    run = _Run(ChannelTop.empty(channels, top_k, device))
+    base = _resume_from(out, identity, top_k, files, shapes)
+    todo = [i for i in range(len(files)) if i not in base.digests] if base else list(range(len(files)))
+    if base is not None and ranks.rank == 0:  # one process carries the earlier part, or it would count twice
+        run.top.merge(base.top)
+        run.digests.update(base.digests)
+
+    forward = ChannelMaxima(inference_copy(model), packed=compile).eval().requires_grad_(False).to(device, dtype)
+    if device.type == "cuda":
+        forward = forward.to(memory_format=torch.channels_last)
+    step = torch.compile(forward, dynamic=False) if compile else forward
+    mine = todo[ranks.rank :: ranks.world]
+    loader = DataLoader(
+        _FolderImages(root, files, mine, preprocessing, jpegs_raw=gpu_decode and device.type == "cuda"),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=list,
+        worker_init_fn=_quiet_worker if workers else None,
+        pin_memory=device.type == "cuda",
+    )
+    start, done = time.perf_counter(), len(files) - len(todo)
+    try:
+        with torch.inference_mode(), _interrupts_between_batches(ranks.world == 1) as interrupted:
+            for batch in loader:
+                _index_batch(batch, run, step, batch_size if compile else 0, device, dtype, preprocessing, root)
+                done += len(batch) * ranks.world  # every process reads about as many
+                if progress is not None and ranks.rank == 0:
+                    progress(IndexProgress(min(done, len(files)), len(files), time.perf_counter() - start))
+                if interrupted():
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        if ranks.world > 1:
+            raise
+        kept = partial_path(out)
+        write_index(kept, _manifest(root, files, run, identity, top_k, dtype, shapes), _blocks(run, shapes, files))
+        raise IndexInterrupted(
+            f"interrupted: {len(run.digests)} of {len(files)} files indexed and kept in {kept}; "
+            "the same command goes on from there"
+        ) from None
+    run = _Run(*gathered(run.top, run.digests, run.skipped, ranks))
+    manifest = _manifest(root, files, run, identity, top_k, dtype, shapes)
+    if ranks.rank == 0:
+        if not manifest["images"]:
+            raise FolderError(f"{folder} holds no image that can be read ({len(run.skipped)} files skipped)")
+        write_index(out, manifest, _blocks(run, shapes, files))
+        shutil.rmtree(partial_path(out), ignore_errors=True)
+    ranks.barrier()
+    return manifest
+
+
+def _index_batch(
+    batch: list[Decoded],
+    run: _Run,
+    step: Callable,
+    pad_to: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    preprocessing: Preprocessing,
+    root: Path,
+) -> None:
+    crops, indices = [], []
+    jpegs = [item for item in batch if item.jpeg is not None]
+    on_device = dict(zip((item.index for item in jpegs), gpu_crops(jpegs, device, preprocessing), strict=True))
+    for item in batch:
+        crop = on_device.get(item.index)
+        if item.jpeg is not None and crop is None:  # the GPU's decoder refused it: Pillow's path says why
+            item = decode(root, item.index, item.path, preprocessing)
+        if crop is None and item.crop is not None:
+            crop = torch.from_numpy(item.crop).to(device, non_blocking=True)
+        if crop is None:
+            run.skipped[item.index] = item.reason
+            continue
+        run.digests[item.index] = item.digest
+        crops.append(crop)
+        indices.append(item.index)
+    if not crops:
+        return
+    if pad_to > len(crops):  # a compiled step keeps one batch size: the last batch is padded, the padding dropped
+        crops += [crops[-1]] * (pad_to - len(crops))
+    x = normalise(torch.stack(crops), preprocessing).to(dtype)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    maxima, positions, means = (t[: len(indices)] for t in step(x))
+    run.top.add(maxima, positions, means, torch.tensor(indices, device=device))
+
+
+def gpu_crops(jpegs: list[Decoded], device: torch.device, preprocessing: Preprocessing) -> list[torch.Tensor | None]:
+    """Plain JPEGs decoded by the GPU (nvJPEG, through torchvision.io) and cropped there; None for any it refuses.
+
+    The decoder gets a stream of its own. nvJPEG's hardware decoder writes its outputs before the work already
+    queued on its stream has run (pytorch/vision#9606), so on the main stream it can be handed memory that
+    queued kernels still read (seen here: wrong maxima, then an illegal memory access). On its own stream
+    nothing else is queued, and ``record_stream`` keeps the main stream's use of each output safe from reuse.
+    """
+    if not jpegs:
+        return []
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    data = [torch.frombuffer(bytearray(item.jpeg), dtype=torch.uint8) for item in jpegs]
+    main, side = torch.cuda.current_stream(device), _decode_stream(device)
+    with _DECODING, torch.cuda.stream(side):  # one decode at a time on that stream, whoever asks
+        side.synchronize()
+        try:
+            images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        except RuntimeError:  # one damaged file fails the batch: each on its own, to find which
+            images = [_decoded_or_none(decode_jpeg, one, device) for one in data]
+    main.wait_stream(side)
+    for image in images:
+        if image is not None:
+            image.record_stream(main)
+    return [crop_pixels(image, preprocessing) if image is not None else None for image in images]
+
+
+def _decoded_or_none(decode_jpeg: Callable, data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    from torchvision.io import ImageReadMode
+
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        return None
+
+
+_DECODE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+_DECODING = threading.Lock()
+
+
+def _decode_stream(device: torch.device) -> torch.cuda.Stream:
+    if device not in _DECODE_STREAMS:
+        _DECODE_STREAMS[device] = torch.cuda.Stream(device)
+    return _DECODE_STREAMS[device]
+
+
+def _resume_from(out: Path, identity: dict, top_k: int, files: list[str], shapes: list[BlockShape]) -> _Run | None:
+    """The index to extend: ``out`` itself, or an interrupted build's work; None for a fresh build."""
+    for where in (partial_path(out), out):
+        if where.exists():
+            return _loaded(where, identity, top_k, files, shapes)
+    return None
+
+
+def _loaded(where: Path, identity: dict, top_k: int, files: list[str], shapes: list[BlockShape]) -> _Run:
+    manifest = read_manifest(where)
+    for key, value in (*identity.items(), ("k", top_k)):
+        if manifest.get(key) != value:
+            raise IndexFileError(
+                f"{where} is an index with {key} {manifest.get(key)!r}, not {value!r}: "
+                "give another --out for a new index, or the same settings to extend it"
+            )
+    position = {path: i for i, path in enumerate(files)}
+    gone = [entry["path"] for entry in manifest["images"] if entry["path"] not in position]
+    if gone:
+        raise IndexFileError(
+            f"{where} lists {len(gone)} images no longer in the folder ({', '.join(gone[:3])}): "
+            "give another --out for a new index"
+        )
+    ids = np.array([position[entry["path"]] for entry in manifest["images"]] + [NO_IMAGE], dtype=np.int64)
+    parts = []
+    for shape in shapes:
+        block = read_block(where, shape.name, shape.channels, top_k)
+        width = shape.grid[1]
+        parts.append(
+            (
+                np.asarray(block.values),
+                ids[np.asarray(block.images)],  # -1 (empty) picks the last entry: NO_IMAGE
+                np.asarray(block.positions[..., 0], dtype=np.int64) * width + block.positions[..., 1],
+                np.asarray(block.mean, dtype=np.float64) * len(manifest["images"]),
+            )
+        )
+    top = ChannelTop(*(torch.from_numpy(np.concatenate(column)) for column in zip(*parts, strict=True)))
+    top.count = len(manifest["images"])
+    digests = {position[entry["path"]]: entry["digest"] for entry in manifest["images"]}
+    return _Run(top, digests)
+
+
+def _manifest(
+    root: Path, files: list[str], run: _Run, identity: dict, top_k: int, dtype: torch.dtype, shapes: list[BlockShape]
+) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "folder": str(root),
+        "images": [{"path": files[i], "digest": run.digests[i]} for i in sorted(run.digests)],
+        "skipped": [{"path": files[i], "reason": run.skipped[i]} for i in sorted(run.skipped)],
+        **identity,
+        "k": top_k,
+        "statistic": STATISTIC,
+        "precision": str(dtype).removeprefix("torch."),
+        "code_version": _code_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "blocks": [shape.to_json() for shape in shapes],
+    }
+
+
+def _blocks(run: _Run, shapes: list[BlockShape], files: list[str]) -> list[BlockExamples]:
+    """The running top-K, cut into blocks, with file indices turned into the manifest's image indices."""
+    image_of = np.full(len(files) + 1, -1, dtype=np.int32)  # the last entry: empty slots
+    for n, i in enumerate(sorted(run.digests)):
+        image_of[i] = n
+    top = run.top
+    values, images, positions = (t.cpu().numpy() for t in (top.values, top.images, top.positions))
+    images = image_of[np.where(images == NO_IMAGE, len(files), images)]
+    means = top.means().cpu().numpy()
+    blocks, first = [], 0
+    for shape in shapes:
+        cut = slice(first, first + shape.channels)
+        width = shape.grid[1]
+        grid = np.stack([positions[cut] // width, positions[cut] % width], -1).astype(np.int16)
+        blocks.append(BlockExamples(shape.name, values[cut].astype(np.float32), images[cut], grid, means[cut]))
+        first += shape.channels
+    return blocks
+
+
+def _code_version() -> str:
+    try:
+        return metadata.version("inception-resnet-explorer")
+    except metadata.PackageNotFoundError:
+        return "source"

@@ -1,0 +1,110 @@
+"""``irv2-explorer index``: dataset examples, each channel's strongest images in a folder (also under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from explorer.cli import parents
+from explorer.cli.engines import load_model
+
+
+def _index(args: argparse.Namespace) -> int:
+    import torch
+
+    from explorer.channels import IndexInterrupted, build_index
+    from explorer.channels.sharing import start_processes
+    from explorer.runtime.device import cpu_dtype_here, pick_device, precision_allowed
+
+    if args.top < 1 or args.batch_size < 1 or args.workers < 0:
+        raise ValueError("--top and --batch-size take a whole number from 1, --workers from 0")
+    device, note = pick_device(args.device)
+    ranks, where = start_processes(device.type)
+    if note and ranks.rank == 0:
+        print(f"note: {note}", file=sys.stderr)
+    model, info = load_model(args.weights, args.variant, **parents.overrides(args))
+    if args.precision == "auto":
+        on_gpu = where.startswith("cuda")
+        dtype = (torch.bfloat16 if precision_allowed() else torch.float32) if on_gpu else cpu_dtype_here()
+    else:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
+    compile = {"auto": where.startswith("cuda"), "on": True, "off": False}[args.compile]
+    bar = _Bar() if ranks.rank == 0 else None
+    try:
+        manifest = build_index(
+            args.folder,
+            args.out,
+            model,
+            info,
+            top_k=args.top,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=where,
+            dtype=dtype,
+            compile=compile,
+            progress=bar,
+        )
+    except IndexInterrupted as stop:
+        print(f"\n{stop.message}", file=sys.stderr)
+        return 130
+    if ranks.rank == 0:
+        bar and bar.finish()
+        skipped = manifest["skipped"]
+        print(
+            f"{args.out}: {len(manifest['images'])} images, {len(manifest['blocks'])} blocks, top {args.top} per "
+            f"channel ({info.source}, {manifest['precision']} on {where}, {ranks.world} process"
+            f"{'es' if ranks.world > 1 else ''})"
+        )
+        for entry in skipped[:10]:
+            print(f"skipped: {entry['reason']}", file=sys.stderr)
+        if len(skipped) > 10:
+            print(f"skipped: {len(skipped) - 10} more (the manifest lists them all)", file=sys.stderr)
+    return 0
+
+
+class _Bar:
+    """Images, images/s and the time left, on one line of a terminal (a line a batch elsewhere, for logs)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, progress: object) -> None:
+        done, total, rate = progress.done, progress.total, progress.rate
+        left = (total - done) / rate if rate else 0.0
+        width = 30
+        filled = int(width * done / max(total, 1))
+        line = (
+            f"indexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} images, "
+            f"{rate:.1f} images/s, {time.strftime('%M:%S', time.gmtime(left))} left"
+        )
+        print(f"\r{line}" if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.tty and self.shown:
+            print(file=sys.stderr)
+
+
+def add_to(commands: argparse._SubParsersAction) -> None:
+    index = commands.add_parser(
+        "index",
+        parents=[parents.network(), parents.repeats(), parents.engine()],
+        help="dataset examples: each channel's strongest images in a folder, into an index the app shows",
+        description="Runs every image below FOLDER through the network and keeps, for every channel of every "
+        "block, the K images with the highest channel maximum and where it lies. Under torchrun "
+        "(--nproc_per_node=N) the processes share the images and write one identical index.",
+    )
+    index.add_argument("folder", metavar="FOLDER")
+    index.add_argument("--out", required=True, metavar="INDEX_DIR", help="the index folder (extended if it exists)")
+    index.add_argument("--top", type=int, default=9, metavar="K", help="images kept per channel (default 9)")
+    index.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward (default 32)")
+    index.add_argument("--workers", type=int, default=2, metavar="N", help="decoding processes (default 2; 0: none)")
+    index.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 where it is fast"
+    )
+    index.add_argument(
+        "--compile", choices=("auto", "on", "off"), default="auto", help="torch.compile the forward (auto: on GPUs)"
+    )
+    index.set_defaults(run=_index)

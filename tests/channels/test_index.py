@@ -1,0 +1,132 @@
+"""The dataset-examples index against brute force on timm's model: forward hooks on every block, every image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.channels import build_index, read_manifest
+from explorer.channels.folder import decode, list_files
+from explorer.channels.reader import ChannelIndex
+from explorer.nets import make_config
+from explorer.nets.loading import load_weights
+from explorer.runtime.preprocessing import normalise, preprocessing_for
+
+timm = pytest.importorskip("timm")
+
+K = 5
+NEAR = 1e-4  # relative: two maxima this close are a tie that float rounding may order either way
+
+
+@pytest.fixture(scope="module")
+def network():
+    return load_weights("random", make_config("released"))
+
+
+@pytest.fixture(scope="module")
+def index(image_folder, network, tmp_path_factory):
+    model, info = network
+    out = tmp_path_factory.mktemp("index") / "examples"
+    build_index(image_folder, out, model, info, top_k=K, batch_size=5, dtype=torch.float32)
+    return ChannelIndex(out)
+
+
+@pytest.fixture(scope="module")
+def brute_force(image_folder, network, index):
+    """Per block, for every image: each channel's maximum, its first position and whether another position
+    comes within NEAR of it; from forward hooks on timm's Inception-ResNet-v2 carrying the same weights."""
+    model, _ = network
+    peer = timm.create_model("inception_resnet_v2", pretrained=False).eval()
+    peer.load_state_dict(model.state_dict())
+    found: dict[str, list] = {name: [] for name in index.blocks}
+
+    def keep(name):
+        def hook(_module, _inputs, output):
+            flat = output.flatten(2)
+            top = flat.amax(2)
+            scale = 1e-5 * float(top.abs().max())
+            close = (flat >= (top - NEAR * top.abs() - scale)[..., None]).sum(2) > 1
+            found[name].append((top, flat.argmax(2), close))
+
+        return hook
+
+    handles = [peer.get_submodule(name).register_forward_hook(keep(name)) for name in index.blocks]
+    preprocessing = preprocessing_for("released")
+    with torch.inference_mode():
+        for path in index.images:
+            crop = decode(image_folder, 0, path, preprocessing).crop
+            peer(normalise(torch.from_numpy(crop.copy())[None], preprocessing))
+    for handle in handles:
+        handle.remove()
+    return {name: [torch.cat(parts).numpy() for parts in zip(*rows, strict=True)] for name, rows in found.items()}
+
+
+def test_the_manifest_lists_the_images_the_skipped_files_and_each_block(index, image_folder):
+    manifest = index.manifest
+    files = list_files(image_folder)
+    assert len(files) == 23
+    assert [e["path"] for e in manifest["skipped"]] == ["broken/truncated.jpg", "notes.txt"]
+    assert "damaged or truncated" in manifest["skipped"][0]["reason"]
+    assert index.images == [f for f in files if f not in ("broken/truncated.jpg", "notes.txt")]
+    assert all(len(e["digest"]) == 64 for e in manifest["images"])
+    assert manifest["k"] == K and manifest["variant"] == "released" and manifest["weights"] == "random:0"
+    blocks = {b["name"]: b for b in manifest["blocks"]}
+    assert list(blocks)[:2] == ["conv2d_1a", "conv2d_2a"] and len(blocks) == 51
+    assert blocks["repeat_1.0"]["channels"] == 1088 and blocks["repeat_1.0"]["grid"] == [17, 17]
+    assert blocks["conv2d_1a"]["receptive_field"] == {"size": 3, "stride": 2, "start": 1.0}
+
+
+def test_every_channel_of_every_block_equals_brute_force_on_timm(index, brute_force):
+    compared = positions_compared = swapped = 0
+    for name, (maxima, where, close) in brute_force.items():
+        block = index.block(name)
+        n = maxima.shape[0]
+        order = np.lexsort((np.broadcast_to(np.arange(n)[:, None], maxima.shape), -maxima), axis=0)[:K]  # (K, C)
+        expected = np.take_along_axis(maxima, order, 0).T  # (C, K): ties by image order
+        # The index runs the folded copy (batch norms inside the convolutions): float rounding differs from
+        # timm's by about 1e-6 of a block's largest maximum, which is what near-zero maxima are measured against.
+        scale = 1e-5 * float(np.abs(expected).max())
+        np.testing.assert_allclose(block.values, expected, rtol=1e-3, atol=scale, err_msg=name)
+        ours = np.asarray(block.images)
+        differ = ours != order.T
+        # Where the order differs, our image's maximum must tie with the one brute force put there.
+        channel = np.nonzero(differ)[0]
+        np.testing.assert_allclose(
+            maxima[ours[differ], channel], expected[differ], rtol=NEAR * 2, atol=scale, err_msg=name
+        )
+        swapped += int(differ.sum())
+        same = ~differ & ~close[order.T, np.arange(maxima.shape[1])[:, None]]
+        grid = index.blocks[name]["grid"][1]
+        peer_rows_cols = np.stack(np.divmod(where[order.T, np.arange(maxima.shape[1])[:, None]], grid), -1)
+        assert (np.asarray(block.positions)[same] == peer_rows_cols[same]).all(), name
+        compared += differ.size
+        positions_compared += int(same.sum())
+    assert compared == sum(b["channels"] for b in index.manifest["blocks"]) * K
+    assert swapped < compared * 0.01, f"{swapped} of {compared} slots ordered otherwise than brute force"
+    assert positions_compared > compared * 0.5
+
+
+def test_channel_means_are_the_mean_over_images_and_grid(index, network, image_folder):
+    model, _ = network
+    preprocessing = preprocessing_for("released")
+    crops = [decode(image_folder, 0, path, preprocessing).crop for path in index.images]
+    with torch.inference_mode():
+        _, outputs = model.forward_intermediates(normalise(torch.from_numpy(np.stack(crops)), preprocessing))
+    for name in ("conv2d_1a", "repeat.3", "mixed_7a", "conv2d_7b"):
+        np.testing.assert_allclose(index.block(name).mean, outputs[name].mean((0, 2, 3)).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_examples_carry_the_box_their_maximum_sees(index):
+    examples = index.examples("maxpool_5a", 7)
+    assert [e.rank for e in examples] == list(range(K))
+    values = [e.value for e in examples]
+    assert values == sorted(values, reverse=True)
+    field = index.field("maxpool_5a")
+    for e in examples:
+        left, top, right, bottom = e.box
+        centre = field.start + field.stride * np.array([e.column, e.row])
+        assert left <= centre[0] < right and top <= centre[1] < bottom
+        assert right - left <= field.size and bottom - top <= field.size
+        assert 0 <= left < right <= 299 and 0 <= top < bottom <= 299
+    assert read_manifest(index.folder) == index.manifest

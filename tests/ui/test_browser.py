@@ -86,7 +86,17 @@ def server(tmp_path_factory) -> Iterator[str]:
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     empty_weights = tmp_path_factory.mktemp("weights")
-    process = start_app(port, ARTIFACTS / "streamlit.log", {"EXPLORER_WEIGHTS_DIR": str(empty_weights)})
+    index = tmp_path_factory.mktemp("index") / "samples"
+    made = subprocess.run(  # the samples' dataset examples, for the map's Channels view
+        [sys.executable, "-m", "explorer", "index", "explorer/samples", "--out", str(index), "--weights", "random"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    env = {"EXPLORER_WEIGHTS_DIR": str(empty_weights), "EXPLORER_INDEX": str(index)}
+    process = start_app(port, ARTIFACTS / "streamlit.log", env)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=20)
@@ -385,6 +395,40 @@ def test_map_link_opens_a_block_and_a_click_selects_another_node(page, server):
     chosen = page.url.split("node=", 1)[1].split("&")[0]
     assert chosen != "repeat_1.0" and "image=cat" in page.url
     page.get_by_text("Every output inside").first.wait_for()
+
+
+def test_a_blocks_channels_show_the_indexs_examples_and_a_channel_link_opens_one(page, server):
+    page.goto(f"{server}/map?node=mixed_6a&image=cat")
+    settle(page)
+    page.get_by_text("Every output inside mixed_6a").first.wait_for()
+    page.locator("button", has_text=re.compile("^Channels$")).click()
+    settle(page)
+    page.get_by_text("The server's index: 6 images, the top 9 per channel.").wait_for()
+    expect(page.get_by_text(re.compile(r"^ch \d+: max "))).to_have_count(24)  # a page of channels
+    assert page.locator("[data-testid='stImage']").count() >= 24 + 1  # their pictures, and the image chosen
+    page.screenshot(path=str(ARTIFACTS / "map-channels.png"), full_page=True)
+    page.locator("[class*='st-key-channel_open_mixed_6a_'] button").first.click()
+    page.wait_for_url(lambda url: "channel=" in url, timeout=60_000)
+    settle(page)
+    channel = query(page.url)["channel"][0]
+    page.get_by_text(f"Channel {channel} of mixed_6a").first.wait_for()
+    expect(page.get_by_text(re.compile(r"^#\d .*\.jpg: "))).to_have_count(6)  # its top images: all six samples
+    page.get_by_text(f"channel {channel} on the current image").wait_for()
+
+    page.goto(f"{server}/map?node=repeat.3&channel=7&image=coffee")  # a shared link opens that very channel
+    settle(page)
+    page.get_by_text("Channel 7 of repeat.3").first.wait_for()
+    expect(page.get_by_text(re.compile(r"^#\d .*\.jpg: "))).to_have_count(6)
+    page.screenshot(path=str(ARTIFACTS / "map-channel.png"), full_page=True)
+    page.goto(f"{server}/map?node=repeat.3&channel=320")
+    settle(page)
+    page.get_by_text("repeat.3 has channels 0 to 319, not 320").first.wait_for()
+    assert "channel=" not in page.url
+    # A session builds one of its own, from the samples, with a progress bar; its index takes over.
+    page.get_by_text("Build an index of your own").click()
+    page.get_by_role("button", name="Build the index").click()
+    page.get_by_text("This session's index: 6 images, the top 9 per channel.").wait_for(timeout=180_000)
+    settle(page)
 
 
 def test_map_unknown_node_gets_a_message_and_the_overview(page, server):

@@ -28,6 +28,7 @@ from explorer.runtime.images import ImageError, load_image, sample_paths
 from explorer.runtime.inside import PART_KINDS
 from explorer.text.usertext import quoted, shown
 from explorer.ui.caches import cached_inside, cached_trace, counts_of, summary_of, trace_of
+from explorer.ui.channels import channels_view
 from explorer.ui.downloads import graph_downloads
 from explorer.ui.engines import engine_of
 from explorer.ui.network import variant_sidebar
@@ -44,6 +45,8 @@ repeats = config.repeats.as_tuple()
 def go(name: str) -> None:
     """Select another node: it goes into the URL, so the link shows the same thing."""
     st.query_params["node"] = name
+    if "channel" in st.query_params:  # a channel of the block left behind
+        del st.query_params["channel"]
     st.rerun()
 
 
@@ -264,6 +267,53 @@ def big_maps(part: object, title: str) -> None:
         column.image(png_bytes(colourise(values, (64, 64))), caption=f"ch {channel}")
 
 
+def inside_view() -> None:
+    """Every output inside the open block or unit, one enlarged, and its attribution maps."""
+    opened = node.drawn  # the block or unit whose inside is shown
+    inside = cached_inside(engine, engine_key, digest, opened, data)
+    st.markdown(
+        f"Every output inside **{opened}**, in forward order, from this image: each map is the mean over "
+        "channels (yellow: strong, dark: weak). Click a node in the drawing, or a button, to enlarge it."
+    )
+    per_row = 6
+    for start in range(0, len(inside), per_row):
+        columns = st.columns(per_row)
+        for column, (part, picture_png) in zip(columns, inside[start : start + per_row], strict=False):
+            label = part.name[len(opened) + 1 :] or part.name
+            column.image(picture_png, caption=f"{label}: {PART_KINDS[part.kind]}, {'x'.join(map(str, part.shape))}")
+            current = "primary" if part.name == node.name else "secondary"
+            if column.button("Enlarge", key=f"open-{part.name}", type=current):
+                go(part.name)
+    enlarged = next((p for p, _ in inside if p.name == node.name), inside[-1][0])
+    big_maps(enlarged, enlarged.name)
+    if st.toggle(f"Why did it say that? Attribution maps, the CAMs at {node.block}", key="map_explain"):
+        methods = st.multiselect(
+            "Methods",
+            list(METHODS),
+            default=list(CAM_METHODS),
+            key="map_explain_methods",
+            help="Grad-CAM and Guided Grad-CAM look at this block; the others at the input, whatever the block.",
+        )
+        explained = st.session_state.setdefault("map_attributions", {})
+        crop, _ = engine.prepare(image.image)
+        for column, method in zip(st.columns(max(len(methods), 1)), methods, strict=False):
+            key = (engine_key, digest, method, node.block)
+            if key not in explained:
+                while len(explained) >= 24:  # the oldest go first
+                    explained.pop(next(iter(explained)))
+                bar = column.progress(0.0, text=f"{method}...")
+                explained[key] = Explainer(engine).explain(
+                    image.image, method, node.block, progress=lambda f, t, bar=bar: bar.progress(f, text=t)
+                )
+                bar.empty()
+            found = explained[key]
+            column.image(
+                overlay(crop, display(found.heatmap)),
+                caption=f"{method}: why '{found.label}', {found.seconds:.2f} s",
+            )
+        st.caption("The class, the settings and the sanity check: the Activations page, Why did it say that?")
+
+
 with live:
     if node.level in ("network", "component"):
         result_block = model.block_names()[-1] if node.level == "network" else None
@@ -280,46 +330,13 @@ with live:
     elif node.block is None:
         st.info("A layer of the head: open the Activations page for the class scores.")
     else:
-        opened = node.drawn  # the block or unit whose inside is shown
-        inside = cached_inside(engine, engine_key, digest, opened, data)
-        st.markdown(
-            f"Every output inside **{opened}**, in forward order, from this image: each map is the mean over "
-            "channels (yellow: strong, dark: weak). Click a node in the drawing, or a button, to enlarge it."
-        )
-        per_row = 6
-        for start in range(0, len(inside), per_row):
-            columns = st.columns(per_row)
-            for column, (part, picture_png) in zip(columns, inside[start : start + per_row], strict=False):
-                label = part.name[len(opened) + 1 :] or part.name
-                column.image(picture_png, caption=f"{label}: {PART_KINDS[part.kind]}, {'x'.join(map(str, part.shape))}")
-                current = "primary" if part.name == node.name else "secondary"
-                if column.button("Enlarge", key=f"open-{part.name}", type=current):
-                    go(part.name)
-        shown = next((p for p, _ in inside if p.name == node.name), inside[-1][0])
-        big_maps(shown, shown.name)
-        if st.toggle(f"Why did it say that? Attribution maps, the CAMs at {node.block}", key="map_explain"):
-            methods = st.multiselect(
-                "Methods",
-                list(METHODS),
-                default=list(CAM_METHODS),
-                key="map_explain_methods",
-                help="Grad-CAM and Guided Grad-CAM look at this block; the others at the input, whatever the block.",
-            )
-            explained = st.session_state.setdefault("map_attributions", {})
-            crop, _ = engine.prepare(image.image)
-            for column, method in zip(st.columns(max(len(methods), 1)), methods, strict=False):
-                key = (engine_key, digest, method, node.block)
-                if key not in explained:
-                    while len(explained) >= 24:  # the oldest go first
-                        explained.pop(next(iter(explained)))
-                    bar = column.progress(0.0, text=f"{method}...")
-                    explained[key] = Explainer(engine).explain(
-                        image.image, method, node.block, progress=lambda f, t, bar=bar: bar.progress(f, text=t)
-                    )
-                    bar.empty()
-                found = explained[key]
-                column.image(
-                    overlay(crop, display(found.heatmap)),
-                    caption=f"{method}: why '{found.label}', {found.seconds:.2f} s",
-                )
-            st.caption("The class, the settings and the sanity check: the Activations page, Why did it say that?")
+        view = "Inside the block"
+        if node.level == "block":  # a block's channels, from an index of dataset examples (explorer.channels)
+            default = "Channels" if "channel" in st.query_params else view
+            view = st.segmented_control("Show", [view, "Channels"], default=default, key="map_view") or view
+            if view != "Channels" and "channel" in st.query_params:
+                del st.query_params["channel"]
+        if view == "Channels":
+            channels_view(engine, engine_key, node.block, digest, data, engine.prepare(image.image)[0])
+        else:
+            inside_view()

@@ -1,0 +1,304 @@
+"""The network map's Channels view: what each channel of a block responds to, from an index of dataset examples.
+
+The index is the server's (``EXPLORER_INDEX=DIR``, opened once, memory-mapped, shared by every session) or one a
+session builds from the samples or its own uploads (kept on disk under a name made of what it depends on, so
+that sessions asking for the same one share it). Sessions keep only that name, a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explorer.channels import FolderError, IndexFileError, build_index
+from explorer.channels.reader import ChannelIndex, Example
+from explorer.drawing.examples import crop_box, mosaic, outlined
+from explorer.drawing.heatmaps import colourise, overlay, png_bytes
+from explorer.runtime import Engine, EngineIdentity
+from explorer.runtime.images import ImageError, load_image, sample_paths
+from explorer.runtime.preprocessing import crop_for_network, preprocessing_for
+from explorer.text.usertext import quoted, shown
+from explorer.ui.caches import cached_block_inputs
+
+SERVER_INDEX = "EXPLORER_INDEX"
+#: The most images a session's own index may hold (on a CPU server, about a minute's work), and their bytes.
+MAX_IMAGES = 200
+MAX_BYTES = 300 * 2**20
+PER_PAGE = 24
+ORDERS = {"index": "channel number", "mean": "mean over the images", "max": "strongest maximum"}
+
+
+@st.cache_resource(show_spinner=False)
+def opened(folder: str) -> ChannelIndex:
+    """An index folder, opened once per server and shared read-only (its arrays memory-mapped)."""
+    return ChannelIndex(folder)
+
+
+def index_in_use(engine: Engine) -> tuple[ChannelIndex | None, str]:
+    """The session's own index if it built one for this network, else the server's; and a line on where it is
+    from, or why there is none."""
+    own = st.session_state.get("channel_index", {}).get(engine.identity)
+    folder, origin = (own, "this session's") if own else (os.environ.get(SERVER_INDEX), "the server's")
+    if not folder:
+        return None, (
+            "No index of dataset examples for this network yet: build one below from the samples or your images, "
+            "or start the server with `EXPLORER_INDEX=DIR` (made by `python -m explorer index FOLDER --out DIR`)."
+        )
+    try:
+        index = opened(folder)
+    except IndexFileError as error:
+        return None, f"The server's index cannot be used: {shown(error, limit=300)}"
+    identity = engine.identity
+    misfit = index.matches(engine.config.variant, identity.network, identity.weights)
+    if misfit:
+        return None, f"The {origin} index does not fit: {misfit}."
+    return index, f"{origin.capitalize()} index: {len(index.images)} images, the top {index.k} per channel."
+
+
+# ------------------------------------------------------------------------------ a session's own index
+def _folder_for(key: str) -> Path:
+    return Path(tempfile.gettempdir()) / "explorer-indexes" / key
+
+
+def gather_images(uploads: list, use_samples: bool, into: Path) -> int:
+    """The samples or the uploads (images and zips of images) written into a folder; refused, with a message for
+    people, past :data:`MAX_IMAGES` images or :data:`MAX_BYTES` bytes."""
+    into.mkdir(parents=True, exist_ok=True)
+    files: list[tuple[str, bytes]] = []
+    if use_samples:
+        files = [(p.name, p.read_bytes()) for p in sample_paths()]
+    for upload in uploads:
+        data = upload.getvalue()
+        if upload.name.lower().endswith(".zip"):
+            files += _zip_members(upload.name, data)
+        else:
+            files.append((PurePosixPath(upload.name).name, data))
+    if len(files) > MAX_IMAGES:
+        raise ValueError(
+            f"{len(files)} files: an index built here takes {MAX_IMAGES} at most (the CLI takes any number)"
+        )
+    if sum(len(data) for _, data in files) > MAX_BYTES:
+        raise ValueError(f"more than {MAX_BYTES // 2**20} MB of images: the CLI indexes larger folders")
+    seen: set[str] = set()
+    for name, data in files:
+        stem, suffix = os.path.splitext(name)
+        unique, n = name, 1
+        while unique in seen:  # two uploads of one name both count
+            unique, n = f"{stem} ({n}){suffix}", n + 1
+        seen.add(unique)
+        (into / unique).write_bytes(data)
+    return len(files)
+
+
+def _zip_members(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [
+            m for m in archive.infolist() if not m.is_dir() and not PurePosixPath(m.filename).name.startswith(".")
+        ]
+        if len(members) > MAX_IMAGES or sum(m.file_size for m in members) > MAX_BYTES:
+            raise ValueError(f"{name} holds more than {MAX_IMAGES} files or {MAX_BYTES // 2**20} MB unpacked")
+        # Only the file names: a member's folders (and any '..' in them) never reach the disk.
+        return [(PurePosixPath(m.filename).name, archive.read(m)) for m in members]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
+        raise ValueError(f"{name} is not a zip file that can be read ({error})") from None
+
+
+def build_session_index(engine: Engine, uploads: list, use_samples: bool) -> None:
+    """Build (or find, when another session built the same) an index of the samples or the uploads, with a
+    progress bar; the session keeps its folder's name."""
+    digest = hashlib.sha256(repr(tuple(engine.identity)).encode())
+    for upload in sorted(uploads, key=lambda u: u.name):
+        digest.update(hashlib.sha256(upload.getvalue()).digest())
+    digest.update(b"samples" if use_samples else b"")
+    home = _folder_for(digest.hexdigest()[:24])
+    images, out = home / "images", home / "index"
+    if not (out / "manifest.json").exists():
+        if not images.exists():
+            work = Path(tempfile.mkdtemp(prefix=".images-", dir=_ready(home)))
+            try:
+                gather_images(uploads, use_samples, work)
+                work.rename(images)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+        count = sum(1 for _ in images.iterdir())
+        bar = st.progress(0.0, text=f"Indexing {count} files...")
+        build_index(
+            images,
+            out,
+            engine.source,
+            engine.weights,
+            device=engine.device,
+            dtype=torch.float32,
+            progress=lambda p: bar.progress(p.done / p.total, text=f"{p.done} of {p.total} files, {p.rate:.1f}/s"),
+        )
+        bar.empty()
+    st.session_state.setdefault("channel_index", {})[engine.identity] = str(out)
+
+
+def _ready(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def builder(engine: Engine) -> None:
+    """The form that builds a session's own index."""
+    with st.expander("Build an index of your own, from the samples or your images", expanded=False):
+        source = st.radio("From", ["The samples", "My images"], horizontal=True, key="index_source")
+        uploads = []
+        if source == "My images":
+            uploads = (
+                st.file_uploader(
+                    f"Images, or zips of images (up to {MAX_IMAGES} files, {MAX_BYTES // 2**20} MB)",
+                    accept_multiple_files=True,
+                    key="index_uploads",
+                )
+                or []
+            )
+        if st.button("Build the index", key="index_build", disabled=source == "My images" and not uploads):
+            try:
+                build_session_index(engine, uploads, source == "The samples")
+                st.rerun()
+            except (ValueError, FolderError, IndexFileError, OSError) as error:
+                st.error(shown(error, limit=400), icon=":material/folder_off:")
+
+
+# ------------------------------------------------------------------------------ pictures of the examples
+@st.cache_data(show_spinner=False, max_entries=4096)
+def network_crop(root: str, path: str, variant: str) -> bytes | None:
+    """An example's image as the network saw it (the 299x299 crop), as PNG; None when it is gone or unreadable."""
+    try:
+        image = load_image(Path(root) / path).image
+    except ImageError:
+        return None
+    return png_bytes(crop_for_network(image, preprocessing_for(variant)))
+
+
+def _crop(index: ChannelIndex, example: Example, size: int) -> object:
+    from PIL import Image
+
+    data = network_crop(str(index.root), example.path, index.manifest["variant"])
+    if data is None:
+        return Image.new("RGB", (size, size), (200, 200, 200))
+    return crop_box(Image.open(io.BytesIO(data)).convert("RGB"), example.box, size)
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def channel_mosaic(folder: str, created: str, block: str, channel: int) -> bytes:
+    """A channel's top examples, each the part of its image the maximum sees, as one PNG (keyed by the index's
+    folder and the time it was made: a rebuilt index is another one)."""
+    index = opened(folder)
+    crops = [_crop(index, e, 72) for e in index.examples(block, channel)]
+    return png_bytes(mosaic(crops, columns=3))
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def outlined_example(folder: str, created: str, block: str, channel: int, rank: int) -> bytes | None:
+    from PIL import Image
+
+    index = opened(folder)
+    example = index.examples(block, channel)[rank]
+    data = network_crop(str(index.root), example.path, index.manifest["variant"])
+    if data is None:
+        return None
+    return png_bytes(outlined(Image.open(io.BytesIO(data)), example.box))
+
+
+@st.cache_data(show_spinner="Computing the channel's map...", max_entries=256)
+def channel_map(_engine: Engine, engine_key: EngineIdentity, digest: str, block: str, channel: int, _data: bytes):
+    """One channel of a block's output on the current image, (H, W) float32."""
+    inputs = cached_block_inputs(_engine, engine_key, digest, _data)
+    with torch.no_grad():
+        output = _engine.source.get_submodule(block)(inputs[block].to(_engine.device))
+    return output[0, channel].float().cpu().numpy()
+
+
+# ------------------------------------------------------------------------------ the view
+def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest: str, data: bytes, crop) -> None:
+    index, line = index_in_use(engine)
+    st.caption(line)
+    if index is None:
+        builder(engine)
+        return
+    try:
+        examples = index.block(block)
+    except IndexFileError as error:
+        st.error(shown(error, limit=400), icon=":material/folder_off:")
+        return
+    asked = st.query_params.get("channel")
+    if asked is not None:
+        try:
+            channel = int(asked)
+            index.examples(block, channel)
+        except (ValueError, IndexFileError) as error:
+            message = error if isinstance(error, IndexFileError) else f"{quoted(asked)} is not a channel number"
+            st.error(f"{shown(message, limit=300)}. Here are all the channels instead.", icon=":material/link_off:")
+            del st.query_params["channel"]
+        else:
+            channel_detail(engine, engine_key, index, block, channel, digest, data, crop)
+            builder(engine)
+            return
+    order_by = (
+        st.segmented_control(
+            "Sort by", list(ORDERS), format_func=ORDERS.get, default="max", key=f"channel_order_{block}"
+        )
+        or "max"
+    )
+    order = index.order(block, order_by)
+    pages = -(-len(order) // PER_PAGE)
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"channel_page_{block}") if pages > 1 else 1
+    shown_channels = order[(page - 1) * PER_PAGE : page * PER_PAGE]
+    created = index.manifest.get("created", "")
+    per_row = 6
+    for start in range(0, len(shown_channels), per_row):
+        for column, channel in zip(st.columns(per_row), shown_channels[start : start + per_row], strict=False):
+            channel = int(channel)
+            column.image(channel_mosaic(str(index.folder), created, block, channel), width="stretch")
+            column.caption(f"ch {channel}: max {examples.values[channel, 0]:.2f}, mean {examples.mean[channel]:.3f}")
+            if column.button("Open", key=f"channel_open_{block}_{channel}"):
+                st.query_params["channel"] = str(channel)
+                st.rerun()
+    st.caption(
+        "Each picture: a channel's strongest images, each cut to the part of the image its maximum sees "
+        "(its receptive field; deep blocks see all of it). Open one for the whole images."
+    )
+    builder(engine)
+
+
+def channel_detail(engine, engine_key, index: ChannelIndex, block: str, channel: int, digest: str, data: bytes, crop):
+    examples = index.examples(block, channel)
+    arrays = index.block(block)
+    rank = int(np.nonzero(index.order(block, "mean") == channel)[0][0]) + 1
+    st.markdown(
+        f"**Channel {channel} of {block}**: mean {arrays.mean[channel]:.4f} over the {len(index.images)} images "
+        f"({rank} of {arrays.channels} by mean), strongest maximum {arrays.values[channel, 0]:.3f}. "
+        f"[Link to this channel](/map?node={block}&channel={channel})"
+    )
+    if st.button("All channels", icon=":material/grid_view:", key="channel_back"):
+        del st.query_params["channel"]
+        st.rerun()
+    created = index.manifest.get("created", "")
+    per_row = 5
+    for start in range(0, len(examples), per_row):
+        for column, example in zip(st.columns(per_row), examples[start : start + per_row], strict=False):
+            picture = outlined_example(str(index.folder), created, block, channel, example.rank)
+            where = f"({example.row}, {example.column})"
+            caption = f"#{example.rank + 1} {shown(example.path, limit=60)}: {example.value:.3f} at {where}"
+            if picture is None:
+                column.warning(f"{caption}: the image is no longer there")
+            else:
+                column.image(picture, caption=caption, width="stretch")
+    values = channel_map(engine, engine_key, digest, block, channel, data)
+    left, right = st.columns(2)
+    left.image(png_bytes(colourise(values, (224, 224))), caption=f"channel {channel} on the current image")
+    right.image(overlay(crop, values), caption="over the image")

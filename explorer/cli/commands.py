@@ -10,6 +10,8 @@
   irv2-explorer explain IMAGE [--method M ...] [--block NAME] [--class K] [--sanity] [--format json] [--out DIR]
   irv2-explorer index FOLDER --out INDEX_DIR [--top K] [--weights W] [--batch-size N] [--workers N]
                      (also under torchrun --nproc_per_node=N -m explorer index ...)
+  irv2-explorer visualize --block B --channel C [--objective channel|neuron|class] [--steps N] [--size PX] --out F.png
+  irv2-explorer export [--variant V] [--weights W] [--format onnx|pt2] -o FILE
   irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE
 
 Each command's --help says more.
@@ -21,10 +23,10 @@ import argparse
 import os
 import sys
 
-from explorer.cli import app, claims, counts, explain, graph, index, infer, summary, weights
+from explorer.cli import app, claims, counts, explain, export, graph, index, infer, summary, visualize, weights
 
 #: The commands in the order --help lists them.
-COMMANDS = (app, summary, counts, claims, graph, infer, explain, index, weights)
+COMMANDS = (app, summary, counts, claims, graph, infer, explain, index, visualize, export, weights)
 
 
 def _program() -> str:

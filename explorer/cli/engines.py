@@ -30,8 +30,10 @@ def resolve_weights(value: str, variant: str = "released") -> str:
     return value  # a file's path
 
 
-def load_model(weights: str, variant: str = "released", **overrides: object) -> tuple[InceptionNetwork, WeightsInfo]:
-    """The network with the weights the user named (:func:`resolve_weights`)."""
+def load_model(
+    weights: str, variant: str = "released", labels: str | None = None, **overrides: object
+) -> tuple[InceptionNetwork, WeightsInfo]:
+    """The network with the weights the user named (:func:`resolve_weights`); ``labels``: a file's class names."""
     from explorer.nets.loading import load_weights
     from explorer.nets.weights import load_weights_file
 
@@ -39,14 +41,16 @@ def load_model(weights: str, variant: str = "released", **overrides: object) -> 
     key = resolve_weights(weights, variant)
     if key == "random" or key.startswith("hub:"):
         return load_weights(key, config, progress=stderr_progress)
-    return load_weights_file(key, config)
+    return load_weights_file(key, config, labels)
 
 
-def load_engine(weights: str, device: str, top_k: int = 8, variant: str = "released") -> Engine:
+def load_engine(
+    weights: str, device: str, top_k: int = 8, variant: str = "released", labels: str | None = None
+) -> Engine:
     """An inference engine with the weights the user named (:func:`resolve_weights`)."""
     from explorer.runtime import Engine
 
-    model, info = load_model(weights, variant)
+    model, info = load_model(weights, variant, labels)
     return Engine(model, info, device=device, top_k=top_k)
 
 

@@ -20,7 +20,7 @@ def _explain(args: argparse.Namespace) -> int:
     from explorer.runtime.images import load_image
 
     methods = args.method or list(METHODS)
-    engine = load_engine(args.weights, args.device, 8, args.variant)
+    engine = load_engine(args.weights, args.device, 8, args.variant, args.labels)
     for method in methods:  # refused before any work, with the names there are
         check_request(engine.source, method, args.block, args.class_index)
     loaded = load_image(args.image)

@@ -23,7 +23,7 @@ def _index(args: argparse.Namespace) -> int:
     ranks, where = start_processes(device.type)
     if note and ranks.rank == 0:
         print(f"note: {note}", file=sys.stderr)
-    model, info = load_model(args.weights, args.variant, **parents.overrides(args))
+    model, info = load_model(args.weights, args.variant, args.labels, **parents.overrides(args))
     if args.precision == "auto":
         on_gpu = where.startswith("cuda")
         dtype = (torch.bfloat16 if precision_allowed() else torch.float32) if on_gpu else cpu_dtype_here()

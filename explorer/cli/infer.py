@@ -22,7 +22,7 @@ def _infer(args: argparse.Namespace) -> int:
     from explorer.drawing.heatmaps import colourise, png_bytes
     from explorer.runtime.images import ImageError, load_image
 
-    engine = load_engine(args.weights, args.device, args.top_k, args.variant)
+    engine = load_engine(args.weights, args.device, args.top_k, args.variant, args.labels)
     if args.inside:  # refused before any image is read, with the names there are
         names = engine.source.block_names()
         if not any(is_within(args.inside, name) for name in names):

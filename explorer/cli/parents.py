@@ -37,4 +37,7 @@ def engine() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
     parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parent.add_argument(
+        "--labels", metavar="FILE", help="class names for a fine-tuned head (labels.txt, one a line, or .json)"
+    )
     return parent

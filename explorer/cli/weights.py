@@ -64,13 +64,19 @@ def _weights_check(args: argparse.Namespace) -> int:
 
     config = make_config(args.variant)
     try:
-        _, info = load_weights_file(args.file, config)
+        model, info = load_weights_file(args.file, config, args.labels)
     except WeightsError as error:
         print(f"{args.file} does not fit the {config.variant} network:", file=sys.stderr)
         for problem in error.problems or [str(error)]:
             print(f"  {problem}", file=sys.stderr)
         return 1
     print(f"{args.file} fits the {config.variant} network" + "".join(f"; {note}" for note in info.notes))
+    names, classes = info.class_names, model.config.num_classes
+    if names:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    else:
+        shown = "ImageNet's" if classes == 1000 else "no names: class 0, class 1, ..."
+    print(f"head: {classes} classes ({shown})")
     return 0
 
 
@@ -88,4 +94,5 @@ def add_to(commands: argparse._SubParsersAction) -> None:
         "check", parents=[parents.network()], help="does a weights file fit the network? (the report the app gives)"
     )
     check.add_argument("file", metavar="FILE")
+    check.add_argument("--labels", metavar="FILE", help="class names (labels.txt or .json) for a fine-tuned head")
     check.set_defaults(run=_weights_check)

@@ -11,6 +11,7 @@ trained without that image, and :class:`HeadShapes` names the shapes and paramet
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -169,3 +170,16 @@ def leave_one_out(examples: Sequence[Example], steps: int = 100) -> tuple[float,
     if not outcomes:
         return float("nan"), []
     return sum(truth == guess for _, truth, guess in outcomes) / len(outcomes), outcomes
+
+
+def head_checkpoint(model: InceptionNetwork, head: TrainedHead, backbone: str) -> bytes:
+    """The frozen network with the new head in place of its classifier, as a safetensors file that the Weights
+    box and ``--weights FILE`` load again: the class names and the backbone's weights identity in its metadata."""
+    from safetensors.torch import save
+
+    name = next(path for path, module in model.named_modules() if module is model.classifier)
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    state[f"{name}.weight"] = head.weight.detach().cpu().float().contiguous()
+    state[f"{name}.bias"] = head.bias.detach().cpu().float().contiguous()
+    metadata = {"class_names": json.dumps(list(head.classes)), "backbone": backbone, "made_by": "New head page"}
+    return save(state, metadata=metadata)

@@ -9,6 +9,8 @@ the model already in use.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import torch
 from torch import Tensor
 
 from explorer.nets.build import model_from_config
+from explorer.nets.heads import LabelsError, class_names, head_classes, names_from
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 
@@ -51,6 +54,8 @@ class WeightsInfo:
     notes: tuple[str, ...] = ()
     #: What tells these weights from any others, for keys of caches: :func:`weights_identity` of their key.
     identity: str = ""
+    #: The head's class names when the checkpoint or a labels file gives them (explorer.nets.heads).
+    class_names: tuple[str, ...] | None = None
 
 
 def random_weights(config: NetworkConfig, seed: int = 0) -> tuple[InceptionNetwork, WeightsInfo]:
@@ -61,17 +66,26 @@ def random_weights(config: NetworkConfig, seed: int = 0) -> tuple[InceptionNetwo
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from a file, read without running any code the file might hold."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], tuple[str, ...] | None]:
+    """A file's state dict and the class names it carries (``class_names``), read without running its code."""
     path = Path(path)
     if path.suffix not in WEIGHT_SUFFIXES:
         raise WeightsError(f"{path.name}: expected one of {', '.join(WEIGHT_SUFFIXES)}")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path), device="cpu")
+            with safe_open(str(path), "pt") as opened:
+                metadata = opened.metadata() or {}
+            names = metadata.get("class_names")
+            embedded = names_from(json.loads(names), path.name) if names is not None else None
+            return load_file(str(path), device="cpu"), embedded
         except (SafetensorError, OSError, ValueError) as error:
             raise WeightsError(f"{path.name} is not a readable safetensors file ({error})") from None
     try:
@@ -81,7 +95,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         if "GLOBAL" in reason:  # the pickle names a Python callable to run (wording varies by torch version)
             raise WeightsError(f"{path.name} was refused: it asks to call Python code when loaded ({reason})") from None
         raise WeightsError(f"{path.name} is not a readable PyTorch file ({reason})") from None
-    return _unwrap(loaded, path.name)
+    names = loaded.get("class_names") if isinstance(loaded, dict) else None
+    embedded = names_from(names, path.name) if names is not None else None
+    return _unwrap({k: v for k, v in loaded.items() if k != "class_names"} if names else loaded, path.name), embedded
 
 
 def _load_failure(message: str) -> str:
@@ -150,10 +166,25 @@ def check_state_dict(model: InceptionNetwork, state_dict: Mapping[str, Tensor]) 
     return problems
 
 
-def load_weights_file(path: str | Path, config: NetworkConfig) -> tuple[InceptionNetwork, WeightsInfo]:
-    """A new model carrying the weights in ``path``, or :class:`WeightsError` listing what is wrong."""
+def load_weights_file(
+    path: str | Path, config: NetworkConfig, labels: str | Path | None = None
+) -> tuple[InceptionNetwork, WeightsInfo]:
+    """A new model carrying the weights in ``path``, or :class:`WeightsError` listing what is wrong.
+
+    A head of another number of classes (a fine-tuned network) builds the network with that many; the class
+    names come from the file, ``labels`` or a labels file beside it (:mod:`explorer.nets.heads`).
+    """
     path = Path(path)
-    state_dict, notes = to_timm_names(read_state_dict(path), config.residual)
+    read, embedded = read_checkpoint(path)
+    state_dict, notes = to_timm_names(read, config.residual)
+    classes = head_classes(state_dict)
+    if classes is not None and classes not in (config.num_classes, 1001):  # 1001: refused below, with why
+        config = dataclasses.replace(config, num_classes=classes)
+        notes.append(f"a head of {classes} classes (the network is built with it)")
+    try:
+        names, names_file = class_names(path, config.num_classes, embedded, labels)
+    except LabelsError as error:
+        raise WeightsError(str(error)) from None
     model = model_from_config(config, seed=None, device="meta")
     problems = check_state_dict(model, state_dict)
     if problems:
@@ -163,7 +194,10 @@ def load_weights_file(path: str | Path, config: NetworkConfig) -> tuple[Inceptio
         notes.append(f"stored as {', '.join(sorted(str(d).removeprefix('torch.') for d in dtypes))}; used as float32")
     model.load_state_dict(state_dict, strict=True, assign=True)  # takes the file's tensors: no random init
     model = model.float().eval()
-    return model, WeightsInfo(f"file {path.name}", random=False, notes=tuple(notes), identity=file_identity(path))
+    identity = file_identity(path) + (f"|labels {file_identity(names_file)}" if names_file is not None else "")
+    if names is not None:
+        notes.append(f"class names from {names_file.name if names_file is not None else path.name}")
+    return model, WeightsInfo(f"file {path.name}", False, tuple(notes), identity, names)
 
 
 def file_identity(path: Path) -> str:

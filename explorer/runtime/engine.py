@@ -72,7 +72,7 @@ class Engine:
         self.config = model.config
         self.top_k = top_k
         self.preprocessing = preprocessing or preprocessing_for(model.config.variant)
-        self.labels = imagenet_labels() if model.config.num_classes == 1000 else None
+        self.labels = weights.class_names or (imagenet_labels() if model.config.num_classes == 1000 else None)
         self._lock = threading.Lock()  # one forward at a time, whichever runner
         # Inference only: no parameter needs a gradient (Grad-CAM differentiates activations).
         fast = inference_copy(model).requires_grad_(False)

@@ -62,7 +62,11 @@ class Layout:
             return row[offset - n : offset]
 
         probabilities, indices = take(5), take(5).astype(int)
-        top5 = tuple(Prediction(label(int(i)), float(p), int(i)) for p, i in zip(probabilities, indices, strict=True))
+        top5 = tuple(
+            Prediction(label(int(i)), float(p), int(i))
+            for p, i in zip(probabilities, indices, strict=True)
+            if i >= 0  # a head of fewer than five classes
+        )
         blocks = []
         for slot in self.slots:
             _, height, width = slot.shape

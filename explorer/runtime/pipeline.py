@@ -74,9 +74,13 @@ def reduce_group(outputs: list[Tensor], group_input: Tensor, residuals: list[Ten
 
 
 def head_part(model: InceptionNetwork, features: Tensor) -> Tensor:
-    """The top-5 probabilities and class indices, (B, 10)."""
-    top = model.forward_head(features).float().softmax(1).topk(5, dim=1)
-    return torch.cat([top.values, top.indices.float()], 1)
+    """The top-5 probabilities and class indices, (B, 10); a head of fewer classes pads with index -1."""
+    probabilities = model.forward_head(features).float().softmax(1)
+    top = probabilities.topk(min(5, probabilities.shape[1]), dim=1)
+    missing = 5 - top.values.shape[1]
+    values = torch.nn.functional.pad(top.values, (0, missing))
+    indices = torch.nn.functional.pad(top.indices.float(), (0, missing), value=-1.0)
+    return torch.cat([values, indices], 1)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,35 @@ def _warm_up() -> None:
     )
     published_checks()
     summary_of(make_config("released"))
+    precompute_galleries()
+
+
+def precompute_galleries() -> None:
+    """``EXPLORER_PRECOMPUTE=repeat_1.0,mixed_7a``: every channel's feature visualisation of these blocks, made
+    at start for the default weights, 64 channels at a time (meant for a GPU server: on a CPU, hours)."""
+    import os
+
+    blocks = [b.strip() for b in os.environ.get("EXPLORER_PRECOMPUTE", "").split(",") if b.strip()]
+    if not blocks:
+        return
+    from explorer.channels.visualise import check_target
+    from explorer.ui.engines import server_defaults
+    from explorer.ui.gallery import server_gallery, settings_for
+
+    defaults = server_defaults()
+    defaults.wait()  # the trained weights once they are in (or random ones, said on the console)
+    _, engine = defaults.current()
+    gallery, settings = server_gallery(), settings_for(engine)
+    for block in blocks:
+        try:
+            count = check_target(engine.source, "channel", block, [0])
+        except ValueError as error:
+            print(f"EXPLORER_PRECOMPUTE: {error}", flush=True)
+            continue
+        for first in range(0, count, 64):
+            channels = list(range(first, min(first + 64, count)))
+            gallery.images(engine.source, engine.identity, block, channels, settings, engine.device)
+        print(f"EXPLORER_PRECOMPUTE: {block}'s {count} channels visualised", flush=True)
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
-"""The network map's Channels view: what each channel of a block responds to, from an index of dataset examples.
+"""The dataset examples the network map's Channels view shows (explorer.ui.channel_view): the index in use and
+the pictures of its examples.
 
 The index is the server's (``EXPLORER_INDEX=DIR``, opened once, memory-mapped, shared by every session) or one a
 session builds from the samples or its own uploads (kept on disk under a name made of what it depends on, so
@@ -15,26 +16,23 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import streamlit as st
 import torch
 
 from explorer.channels import FolderError, IndexFileError, build_index
 from explorer.channels.reader import ChannelIndex, Example
 from explorer.drawing.examples import crop_box, mosaic, outlined
-from explorer.drawing.heatmaps import colourise, overlay, png_bytes
+from explorer.drawing.heatmaps import png_bytes
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image, sample_paths
 from explorer.runtime.preprocessing import crop_for_network, preprocessing_for
-from explorer.text.usertext import quoted, shown
+from explorer.text.usertext import shown
 from explorer.ui.caches import cached_block_inputs
 
 SERVER_INDEX = "EXPLORER_INDEX"
 #: The most images a session's own index may hold (on a CPU server, about a minute's work), and their bytes.
 MAX_IMAGES = 200
 MAX_BYTES = 300 * 2**20
-PER_PAGE = 24
-ORDERS = {"index": "channel number", "mean": "mean over the images", "max": "strongest maximum"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -221,84 +219,3 @@ def channel_map(_engine: Engine, engine_key: EngineIdentity, digest: str, block:
     with torch.no_grad():
         output = _engine.source.get_submodule(block)(inputs[block].to(_engine.device))
     return output[0, channel].float().cpu().numpy()
-
-
-# ------------------------------------------------------------------------------ the view
-def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest: str, data: bytes, crop) -> None:
-    index, line = index_in_use(engine)
-    st.caption(line)
-    if index is None:
-        builder(engine)
-        return
-    try:
-        examples = index.block(block)
-    except IndexFileError as error:
-        st.error(shown(error, limit=400), icon=":material/folder_off:")
-        return
-    asked = st.query_params.get("channel")
-    if asked is not None:
-        try:
-            channel = int(asked)
-            index.examples(block, channel)
-        except (ValueError, IndexFileError) as error:
-            message = error if isinstance(error, IndexFileError) else f"{quoted(asked)} is not a channel number"
-            st.error(f"{shown(message, limit=300)}. Here are all the channels instead.", icon=":material/link_off:")
-            del st.query_params["channel"]
-        else:
-            channel_detail(engine, engine_key, index, block, channel, digest, data, crop)
-            builder(engine)
-            return
-    order_by = (
-        st.segmented_control(
-            "Sort by", list(ORDERS), format_func=ORDERS.get, default="max", key=f"channel_order_{block}"
-        )
-        or "max"
-    )
-    order = index.order(block, order_by)
-    pages = -(-len(order) // PER_PAGE)
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"channel_page_{block}") if pages > 1 else 1
-    shown_channels = order[(page - 1) * PER_PAGE : page * PER_PAGE]
-    created = index.manifest.get("created", "")
-    per_row = 6
-    for start in range(0, len(shown_channels), per_row):
-        for column, channel in zip(st.columns(per_row), shown_channels[start : start + per_row], strict=False):
-            channel = int(channel)
-            column.image(channel_mosaic(str(index.folder), created, block, channel), width="stretch")
-            column.caption(f"ch {channel}: max {examples.values[channel, 0]:.2f}, mean {examples.mean[channel]:.3f}")
-            if column.button("Open", key=f"channel_open_{block}_{channel}"):
-                st.query_params["channel"] = str(channel)
-                st.rerun()
-    st.caption(
-        "Each picture: a channel's strongest images, each cut to the part of the image its maximum sees "
-        "(its receptive field; deep blocks see all of it). Open one for the whole images."
-    )
-    builder(engine)
-
-
-def channel_detail(engine, engine_key, index: ChannelIndex, block: str, channel: int, digest: str, data: bytes, crop):
-    examples = index.examples(block, channel)
-    arrays = index.block(block)
-    rank = int(np.nonzero(index.order(block, "mean") == channel)[0][0]) + 1
-    st.markdown(
-        f"**Channel {channel} of {block}**: mean {arrays.mean[channel]:.4f} over the {len(index.images)} images "
-        f"({rank} of {arrays.channels} by mean), strongest maximum {arrays.values[channel, 0]:.3f}. "
-        f"[Link to this channel](/map?node={block}&channel={channel})"
-    )
-    if st.button("All channels", icon=":material/grid_view:", key="channel_back"):
-        del st.query_params["channel"]
-        st.rerun()
-    created = index.manifest.get("created", "")
-    per_row = 5
-    for start in range(0, len(examples), per_row):
-        for column, example in zip(st.columns(per_row), examples[start : start + per_row], strict=False):
-            picture = outlined_example(str(index.folder), created, block, channel, example.rank)
-            where = f"({example.row}, {example.column})"
-            caption = f"#{example.rank + 1} {shown(example.path, limit=60)}: {example.value:.3f} at {where}"
-            if picture is None:
-                column.warning(f"{caption}: the image is no longer there")
-            else:
-                column.image(picture, caption=caption, width="stretch")
-    values = channel_map(engine, engine_key, digest, block, channel, data)
-    left, right = st.columns(2)
-    left.image(png_bytes(colourise(values, (224, 224))), caption=f"channel {channel} on the current image")
-    right.image(overlay(crop, values), caption="over the image")

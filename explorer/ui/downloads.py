@@ -15,6 +15,8 @@ MIME_TYPES = {
     ".csv": "text/csv",
     ".dot": "text/vnd.graphviz",
     ".json": "application/json",
+    ".onnx": "application/octet-stream",
+    ".pt2": "application/zip",
     ".png": "image/png",
     ".svg": "image/svg+xml",
 }

@@ -431,6 +431,36 @@ def test_a_blocks_channels_show_the_indexs_examples_and_a_channel_link_opens_one
     settle(page)
 
 
+SAW_PROGRESS = """() => {
+  window.sawProgress = "";
+  new MutationObserver(() => {
+    const bar = document.querySelector("[data-testid='stProgress']");
+    if (bar && bar.innerText.includes("step")) window.sawProgress = bar.innerText;
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def test_a_blocks_gallery_of_feature_visualisations_and_one_channels_image(page, server):
+    page.goto(f"{server}/map?node=conv2d_2a&image=cat")
+    settle(page)
+    page.locator("button", has_text=re.compile("^Channels$")).click()
+    settle(page)
+    expect(page.get_by_text(re.compile(r"^ch \d+: max "))).to_have_count(24)
+    page.evaluate(SAW_PROGRESS)  # the bar may come and go between two looks: a watcher sees it
+    page.locator("button", has_text="Visualise this page").click()
+    page.get_by_text("Random weights: these images show the optimiser").wait_for(timeout=300_000)
+    settle(page)
+    assert re.search(r"step \d+ of 128", page.evaluate("window.sawProgress"))
+    expect(page.get_by_text(re.compile(r"^visualised: "))).to_have_count(24)  # an image above each mosaic
+    expect(page.locator("button", has_text="Visualise this page")).to_have_count(0)  # all kept now
+    page.screenshot(path=str(ARTIFACTS / "map-gallery.png"), full_page=True)
+    page.locator("[class*='st-key-channel_open_conv2d_2a_'] button").first.click()
+    page.wait_for_url(lambda url: "channel=" in url, timeout=60_000)
+    settle(page)
+    page.get_by_text("what excites it most").first.wait_for()  # kept from the page's run: nothing to compute
+    expect(page.locator("button", has_text="Visualise it")).to_have_count(0)
+
+
 def test_map_unknown_node_gets_a_message_and_the_overview(page, server):
     page.goto(f"{server}/map?node=repeat_99.0")
     settle(page)

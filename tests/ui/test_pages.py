@@ -100,6 +100,14 @@ def test_graph_page_draws_the_overview_and_drills_into_a_block():
     assert labels[0] == "Download DOT"
 
 
+def test_graph_page_makes_the_network_as_a_pt2_file_to_download(tmp_path):
+    page = AppTest.from_file(GRAPH_PAGE, default_timeout=300).run()
+    page.button(key="export_pt2").click().run()
+    assert not page.exception
+    button = next(b for b in page.get("download_button") if b.label == "Download inception-released.pt2")
+    assert button.proto.url  # the file is served from Streamlit's media store
+
+
 ACTIVATIONS_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "activations.py")
 
 

@@ -167,7 +167,7 @@ st.caption(
 st.subheader("Why did it say that?")
 if not st.toggle("Explain the prediction (attribution maps, by Captum)", key="show_cam"):
     st.stop()
-labels = engine.labels or tuple(f"class {i}" for i in range(config.num_classes))
+labels = engine.labels or tuple(f"class {i}" for i in range(engine.config.num_classes))
 name, data, result = results[0]
 digest = image_digest(data)
 pick_class, pick_methods = st.columns([1, 2])

@@ -6,8 +6,10 @@ import streamlit as st
 from explorer.analysis.summary import shape_text
 from explorer.drawing.graph import DIRECTIONS, block_graph, network_graph
 from explorer.nets import is_within
+from explorer.runtime import Engine, EngineIdentity
 from explorer.ui.caches import summary_of, trace_of
-from explorer.ui.downloads import graph_downloads
+from explorer.ui.downloads import download, graph_downloads
+from explorer.ui.engines import engine_of
 from explorer.ui.network import variant_sidebar
 
 VIEWS = {"Overview": "overview", "Every block": "expanded", "One block": "block"}
@@ -65,3 +67,36 @@ else:
 
 name = f"{config.variant}-{block or VIEWS[view]}".replace(".", "_")
 graph_downloads(dot_source, name)
+
+
+@st.cache_data(show_spinner="Exporting the network (a minute or so on a CPU)...", max_entries=2, ttl=3600)
+def exported(_engine: Engine, engine_key: EngineIdentity, fmt: str) -> bytes | str:
+    """The network with the session's weights as ONNX or a .pt2 program; a line saying why not, else."""
+    import copy
+    import tempfile
+    from pathlib import Path
+
+    from explorer.nets.export import export
+
+    model = _engine.source if _engine.device.type == "cpu" else copy.deepcopy(_engine.source).cpu()
+    with tempfile.TemporaryDirectory() as where:
+        try:
+            return export(model, Path(where) / f"network.{fmt}", fmt).read_bytes()
+        except (ValueError, RuntimeError) as error:
+            return str(error)
+
+
+with st.expander("The network as a file: ONNX for Netron and onnxruntime, or a torch.export program"):
+    st.caption(
+        "With the weights in use and the module names kept: Netron shows repeat_1.0.branch1.1 where this page "
+        "does. About 230 MB for the released network; `irv2-explorer export` makes the same files."
+    )
+    engine, engine_key = engine_of(config)
+    for column, fmt in zip(st.columns(2), ("onnx", "pt2"), strict=True):
+        if column.button(f"Make the .{fmt} file", key=f"export_{fmt}"):
+            made = exported(engine, engine_key, fmt)
+            if isinstance(made, str):
+                column.error(made, icon=":material/error:")
+            else:
+                file_name = f"inception-{config.variant}.{fmt}"
+                download(column, f"Download {file_name}", made, file_name, key=f"download_{fmt}")

@@ -28,7 +28,7 @@ from explorer.runtime.images import ImageError, load_image, sample_paths
 from explorer.runtime.inside import PART_KINDS
 from explorer.text.usertext import quoted, shown
 from explorer.ui.caches import cached_inside, cached_trace, counts_of, summary_of, trace_of
-from explorer.ui.channels import channels_view
+from explorer.ui.channel_view import channels_view
 from explorer.ui.downloads import graph_downloads
 from explorer.ui.engines import engine_of
 from explorer.ui.network import variant_sidebar

@@ -12,12 +12,13 @@ from explorer.lessons.transfer import (
     Example,
     TransferError,
     check_classes,
+    head_checkpoint,
     head_shapes,
     leave_one_out,
     pooled_features,
     train_head,
 )
-from explorer.nets.weights import RANDOM
+from explorer.nets.weights import RANDOM, weights_dir
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image, sample_path, sample_paths
 from explorer.text.usertext import quoted, shown
@@ -59,6 +60,24 @@ for index, column in enumerate(columns):
         images += [(upload.name, upload.getvalue()) for upload in uploads or ()]
         names.append(name.strip())
         chosen.setdefault(name.strip(), []).extend(images)
+
+
+def save_on_server(data: bytes, classes: tuple[str, ...]) -> str | None:
+    """The checkpoint in the server's weights folder under a name made of its contents (written whole), when
+    that folder exists and takes files; None otherwise."""
+    import hashlib
+    import os
+    import tempfile
+
+    folder = weights_dir()
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        return None
+    name = f"new-head-{len(classes)}-classes-{hashlib.sha256(data).hexdigest()[:10]}.safetensors"
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".partial")
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
+    os.replace(temporary, folder / name)
+    return name
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -156,6 +175,25 @@ if trained:
             "These features come from random weights: what they separate is colour and texture, not "
             "meaning. Load the trained weights (sidebar, Weights) for the card's real use."
         )
+
+    st.subheader("Keep it")
+    st.caption(
+        "The network with this head in place of its classifier, as a .safetensors file (about 220 MB): the class "
+        "names are in it, and `--weights FILE` on the command line or the server's weights folder loads it again."
+    )
+    keep_left, keep_right = st.columns(2)
+    if keep_left.button("Make the checkpoint", icon=":material/save:", key="transfer_checkpoint"):
+        made = head_checkpoint(engine.source, head, engine.weights.identity)
+        keep_left.download_button(
+            "Download new-head.safetensors",
+            made,
+            file_name="new-head.safetensors",
+            mime="application/octet-stream",
+            on_click="ignore",
+        )
+        saved = save_on_server(made, head.classes)
+        if saved is not None:
+            keep_right.success(f"Also saved on the server as {saved}: pick it in the sidebar's Weights box.")
 
     st.subheader("Classify a new image")
     source = st.radio("Image", ["Sample", "Upload"], horizontal=True, key="transfer_query_source")

@@ -1,0 +1,172 @@
+"""Feature visualisation: the image that excites a channel most, found by gradient ascent on the input.
+
+Lucid's recipe (Olah et al., Distill 2017): a Fourier-parameterised, colour-decorrelated image
+(:mod:`explorer.channels.fourier`), Lucid's robustness transforms each step (:mod:`explorer.channels.robustness`),
+Adam. The objectives name what the explorer names: a channel of a block (its mean over the grid), a neuron (the
+channel at the grid's centre), a channel of a unit inside a block (``repeat_1.0.branch1.2``), a class logit. A
+batch of channels is optimised together, one image each, so that a block's gallery is one run. The forward runs
+the model's blocks explicitly and stops at the one it needs; nothing is hooked onto the (shared) model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from explorer.channels.fourier import FourierImage
+from explorer.channels.robustness import robust
+from explorer.nets import InceptionNetwork, is_within, model_from_config
+from explorer.runtime.inside import inside_tensors
+from explorer.runtime.preprocessing import preprocessing_for
+
+OBJECTIVES = ("channel", "neuron", "class")
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: int = 512
+    size: int = 224
+    seed: int = 0
+    learning_rate: float = 0.05
+
+    @classmethod
+    def for_device(cls, device: torch.device | str) -> Settings:
+        """The standard settings on a GPU; on a CPU fewer steps and a smaller image (about 30 s a channel)."""
+        return cls() if torch.device(device).type == "cuda" else cls(steps=128, size=128)
+
+
+@dataclass(frozen=True)
+class Visualisation:
+    """The optimised images, (B, size, size, 3) uint8, one per channel; the objective every 16 steps; each
+    target's activation on its final image (untransformed); the seconds taken."""
+
+    objective: str
+    node: str
+    channels: tuple[int, ...]
+    settings: Settings
+    images: np.ndarray
+    trace: tuple[tuple[int, tuple[float, ...]], ...]
+    final: tuple[float, ...]
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {
+            "objective": self.objective,
+            "node": self.node,
+            "channels": list(self.channels),
+            "steps": self.settings.steps,
+            "size": self.settings.size,
+            "seed": self.settings.seed,
+            "trace": [{"step": step, "values": list(values)} for step, values in self.trace],
+            "final": list(self.final),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def start_seeds(seed: int, channels: Sequence[int]) -> list[int]:
+    """Each channel's image starts from its own seed (the request's and the channel's), whatever batch it is in."""
+    return [seed * 1_000_003 + channel for channel in channels]
+
+
+def check_target(model: InceptionNetwork, objective: str, node: str, channels: Sequence[int]) -> int:
+    """The number of channels (or classes) the target has; ValueError with a message for people otherwise."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; the objectives are {', '.join(OBJECTIVES)}")
+    if not channels:
+        raise ValueError("give at least one channel")
+    if objective == "class":
+        count, what = model.config.num_classes, "classes"
+    else:
+        blocks = model.block_names()
+        if not any(is_within(node, b) for b in blocks):
+            raise ValueError(f"unknown block {node!r}; blocks are: {', '.join(blocks)}")
+        meta = model_from_config(model.config, device="meta")  # shapes only: no arithmetic, no weights
+        size = model.config.input_size
+        found = activation(meta, node, torch.empty(1, model.config.in_channels, size, size, device="meta"))
+        if found is None:
+            raise ValueError(f"{node!r} is not an output inside its block; open the block on the map for its parts")
+        count, what = found.shape[1], "channels"
+    for channel in channels:
+        if not 0 <= channel < count:
+            raise ValueError(f"{node or 'the network'} has {what} 0 to {count - 1}, not {channel}")
+    return count
+
+
+def activation(model: InceptionNetwork, node: str, x: Tensor) -> Tensor | None:
+    """The output of a block, or of a unit or part inside one, for the input ``x``: the blocks run in order and
+    the forward stops there (None for a name that is no output)."""
+    for name, block in model.blocks():
+        if name == node:
+            return block(x)
+        if is_within(node, name):
+            return next((part.tensor for part in inside_tensors(block, x, name) if part.name == node), None)
+        x = block(x)
+    return None
+
+
+def _target(model: InceptionNetwork, objective: str, node: str, channels: Tensor, x: Tensor) -> Tensor:
+    """Each image's objective, (B,): its channel's mean over the grid, its value at the centre, or its logit."""
+    rows = torch.arange(x.shape[0], device=x.device)
+    if objective == "class":
+        return model(x)[rows, channels]
+    out = activation(model, node, x)
+    picked = out[rows, channels]  # (B, H, W)
+    if objective == "neuron":
+        return picked[:, picked.shape[1] // 2, picked.shape[2] // 2]
+    return picked.mean((1, 2))
+
+
+def visualise(
+    model: InceptionNetwork,
+    objective: str,
+    node: str,
+    channels: Sequence[int],
+    settings: Settings | None = None,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> Visualisation:
+    """One image per channel that excites it most (see the module's docstring). The model is only read."""
+    device = torch.device(device)
+    settings = settings or Settings.for_device(device)
+    check_target(model, objective, node, channels)
+    started = time.perf_counter()
+    preprocessing = preprocessing_for(model.config.variant)
+    mean = torch.tensor(preprocessing.mean, device=device).reshape(1, 3, 1, 1)
+    std = torch.tensor(preprocessing.std, device=device).reshape(1, 3, 1, 1)
+    image = FourierImage(start_seeds(settings.seed, channels), settings.size).to(device)
+    optimiser = torch.optim.Adam(image.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator().manual_seed(settings.seed)  # the transforms' draws, on the CPU: repeatable
+    wanted = torch.tensor(list(channels), device=device)
+    precision = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    trace: list[tuple[int, tuple[float, ...]]] = []
+    for step in range(settings.steps):
+        optimiser.zero_grad(set_to_none=True)
+        x = (robust(image(), generator) - mean) / std
+        with precision:
+            values = _target(model, objective, node, wanted, x).float()
+        (-values.sum()).backward()
+        optimiser.step()
+        if step % 16 == 0 or step == settings.steps - 1:
+            trace.append((step, tuple(values.detach().cpu().tolist())))
+        if progress is not None:
+            progress(step + 1, settings.steps)
+    with torch.no_grad(), precision:
+        final_images = image()
+        final = _target(model, objective, node, wanted, (final_images - mean) / std).float()
+    pixels = (final_images.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    return Visualisation(
+        objective,
+        node,
+        tuple(channels),
+        settings,
+        pixels,
+        tuple(trace),
+        tuple(final.cpu().tolist()),
+        time.perf_counter() - started,
+    )

@@ -1,0 +1,125 @@
+"""The network map's Channels view: what each channel of a block responds to. Its dataset examples, from an
+index (explorer.ui.channels), and its feature visualisation (explorer.ui.gallery), side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer.channels import IndexFileError
+from explorer.channels.reader import ChannelIndex
+from explorer.channels.visualise import check_target
+from explorer.drawing.heatmaps import colourise, overlay, png_bytes
+from explorer.runtime import Engine, EngineIdentity
+from explorer.text.usertext import quoted, shown
+from explorer.ui.channels import builder, channel_map, channel_mosaic, index_in_use, outlined_example
+from explorer.ui.gallery import visualise_button
+
+PER_PAGE = 24
+ORDERS = {"index": "channel number", "mean": "mean over the images", "max": "strongest maximum"}
+
+
+def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest: str, data: bytes, crop) -> None:
+    index, line = index_in_use(engine)
+    st.caption(line)
+    if index is not None:
+        try:
+            index.block(block)
+        except IndexFileError as error:
+            st.error(shown(error, limit=400), icon=":material/folder_off:")
+            index = None
+    count = channel_count(engine.source, repr(engine.config), block)
+    asked = st.query_params.get("channel")
+    if asked is not None:
+        try:
+            channel = int(asked)
+            if not 0 <= channel < count:
+                raise ValueError(f"{block} has channels 0 to {count - 1}, not {channel}")
+        except ValueError as error:
+            message = error if "channels 0" in str(error) else f"{quoted(asked)} is not a channel number"
+            st.error(f"{shown(message, limit=300)}. Here are all the channels instead.", icon=":material/link_off:")
+            del st.query_params["channel"]
+        else:
+            channel_detail(engine, engine_key, index, block, channel, digest, data, crop)
+            builder(engine)
+            return
+    orders = ORDERS if index is not None else {"index": ORDERS["index"]}
+    order_by = (
+        st.segmented_control(
+            "Sort by", list(orders), format_func=orders.get, default=list(orders)[-1], key=f"channel_order_{block}"
+        )
+        or list(orders)[-1]
+    )
+    order = index.order(block, order_by) if index is not None else np.arange(count)
+    pages = -(-len(order) // PER_PAGE)
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"channel_page_{block}") if pages > 1 else 1
+    on_page = [int(c) for c in order[(page - 1) * PER_PAGE : page * PER_PAGE]]
+    images = visualise_button(engine, block, on_page, "Visualise this page", f"visualise_page_{block}_{page}")
+    per_row = 6
+    for start in range(0, len(on_page), per_row):
+        for column, channel in zip(st.columns(per_row), on_page[start : start + per_row], strict=False):
+            if channel in images:
+                column.image(images[channel].png, caption=f"visualised: {images[channel].value:.2f}", width="stretch")
+            if index is not None:
+                arrays = index.block(block)
+                column.image(channel_mosaic(str(index.folder), _made(index), block, channel), width="stretch")
+                column.caption(f"ch {channel}: max {arrays.values[channel, 0]:.2f}, mean {arrays.mean[channel]:.3f}")
+            else:
+                column.caption(f"ch {channel}")
+            if column.button("Open", key=f"channel_open_{block}_{channel}"):
+                st.query_params["channel"] = str(channel)
+                st.rerun()
+    st.caption(
+        "Above, when visualised: the image that excites the channel most (feature visualisation). Below: its "
+        "strongest images from the index, each cut to the part its maximum sees (its receptive field; deep blocks "
+        "see all of it). Open one for the whole images."
+    )
+    builder(engine)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def channel_count(_model, network: str, block: str) -> int:
+    """A block's channels, from a weightless copy of the network (keyed by the network's config)."""
+    return check_target(_model, "channel", block, [0])
+
+
+def _made(index: ChannelIndex) -> str:
+    return index.manifest.get("created", "")
+
+
+def channel_detail(engine, engine_key, index: ChannelIndex | None, block: str, channel: int, digest, data, crop):
+    link = f"[Link to this channel](/map?node={block}&channel={channel})"
+    if index is not None:
+        arrays = index.block(block)
+        rank = int(np.nonzero(index.order(block, "mean") == channel)[0][0]) + 1
+        st.markdown(
+            f"**Channel {channel} of {block}**: mean {arrays.mean[channel]:.4f} over the {len(index.images)} images "
+            f"({rank} of {arrays.channels} by mean), strongest maximum {arrays.values[channel, 0]:.3f}. {link}"
+        )
+    else:
+        st.markdown(f"**Channel {channel} of {block}**. {link}")
+    if st.button("All channels", icon=":material/grid_view:", key="channel_back"):
+        del st.query_params["channel"]
+        st.rerun()
+    picture, on_image = st.columns([1, 2])
+    with picture:
+        images = visualise_button(engine, block, [channel], "Visualise it", f"visualise_{block}_{channel}")
+        if channel in images:
+            st.image(images[channel].png, caption=f"what excites it most (its mean on it: {images[channel].value:.3f})")
+    values = channel_map(engine, engine_key, digest, block, channel, data)
+    left, right = on_image.columns(2)
+    left.image(png_bytes(colourise(values, (224, 224))), caption=f"channel {channel} on the current image")
+    right.image(overlay(crop, values), caption="over the image")
+    if index is None:
+        return
+    examples = index.examples(block, channel)
+    per_row = 5
+    for start in range(0, len(examples), per_row):
+        for column, example in zip(st.columns(per_row), examples[start : start + per_row], strict=False):
+            picture_png = outlined_example(str(index.folder), _made(index), block, channel, example.rank)
+            where = f"({example.row}, {example.column})"
+            caption = f"#{example.rank + 1} {shown(example.path, limit=60)}: {example.value:.3f} at {where}"
+            if picture_png is None:
+                column.warning(f"{caption}: the image is no longer there")
+            else:
+                column.image(picture_png, caption=caption, width="stretch")

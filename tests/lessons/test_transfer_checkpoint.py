@@ -1,0 +1,33 @@
+"""The New head page's checkpoint: the frozen network with the trained head, loaded again as weights."""
+
+from __future__ import annotations
+
+import torch
+
+from explorer.lessons.transfer import Example, head_checkpoint, pooled_features, train_head
+from explorer.nets import make_config
+from explorer.nets.loading import load_weights
+from explorer.nets.weights import load_weights_file
+from explorer.runtime import Engine
+from explorer.runtime.images import load_image, sample_paths
+
+
+def test_the_checkpoint_loads_with_its_classes_and_gives_the_heads_answers(tmp_path):
+    model, info = load_weights("random", make_config("released"))
+    images = [load_image(p).image for p in sample_paths()]
+    features = pooled_features(model, images)
+    classes = ["animals", "animals", "things", "things", "things", "animals"]
+    head = train_head([Example(c, f"{n}", f) for n, (c, f) in enumerate(zip(classes, features, strict=True))])
+    path = tmp_path / "new-head.safetensors"
+    path.write_bytes(head_checkpoint(model, head, info.identity))
+    loaded, loaded_info = load_weights_file(path, make_config("released"))
+    assert loaded.config.num_classes == 2 and loaded_info.class_names == head.classes
+    with torch.no_grad():
+        logits = loaded(torch.zeros(1, 3, 299, 299))
+    assert logits.shape == (1, 2)
+    expected = head.probabilities(features)
+    engine = Engine(loaded, loaded_info, device="cpu", cpu_dtype=torch.float32)
+    for image, want in zip(images, expected, strict=True):
+        top = engine.run(image).top5
+        assert top[0].label == head.classes[int(want.argmax())]
+        assert abs(top[0].probability - float(want.max())) < 1e-3

@@ -34,14 +34,13 @@ def load_model(
     weights: str, variant: str = "released", labels: str | None = None, **overrides: object
 ) -> tuple[InceptionNetwork, WeightsInfo]:
     """The network with the weights the user named (:func:`resolve_weights`); ``labels``: a file's class names."""
-    from explorer.nets.loading import load_weights
-    from explorer.nets.weights import load_weights_file
+    from explorer.nets.loading import load_file, load_weights
 
     config = make_config(variant, **overrides)
     key = resolve_weights(weights, variant)
     if key == "random" or key.startswith("hub:"):
         return load_weights(key, config, progress=stderr_progress)
-    return load_weights_file(key, config, labels)
+    return load_file(key, config, labels)
 
 
 def load_engine(

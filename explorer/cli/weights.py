@@ -60,11 +60,12 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 
 def _weights_check(args: argparse.Namespace) -> int:
-    from explorer.nets.weights import WeightsError, load_weights_file
+    from explorer.nets.loading import load_file
+    from explorer.nets.weights import WeightsError
 
     config = make_config(args.variant)
     try:
-        model, info = load_weights_file(args.file, config, args.labels)
+        model, info = load_file(args.file, config, args.labels)
     except WeightsError as error:
         print(f"{args.file} does not fit the {config.variant} network:", file=sys.stderr)
         for problem in error.problems or [str(error)]:

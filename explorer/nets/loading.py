@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, DownloadProgress, load_hub_weights, repo_of
+from explorer.nets.keras import load_keras_file
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.weights import (
@@ -20,6 +21,20 @@ from explorer.nets.weights import (
 )
 
 AUTO = "auto"
+
+
+def load_file(
+    path: str | Path, config: NetworkConfig, labels: str | Path | None = None
+) -> tuple[InceptionNetwork, WeightsInfo]:
+    """A weights file of any kind: a state dict (.safetensors, .pth, ...) or Keras' .keras (converted)."""
+    if Path(path).suffix == ".h5":
+        raise WeightsError(
+            f"{Path(path).name}: Keras .h5 files are not read here yet; save the model as a .keras file "
+            "(model.save('model.keras')), which holds the layer graph the conversion needs"
+        )
+    if Path(path).suffix == ".keras":
+        return load_keras_file(path, config, labels)
+    return load_weights_file(path, config, labels)
 
 
 def parse_weights_key(value: str) -> str:
@@ -51,7 +66,7 @@ def load_weights(
     if kind == "hub":
         return load_hub_weights(config, name, progress)
     if kind == "file":
-        return load_weights_file(weights_dir() / name, config)
+        return load_file(weights_dir() / name, config)
     if kind == AUTO:
         raise WeightsError("auto is resolved by the server or the CLI, not loaded")
     return random_weights(config)

@@ -24,7 +24,8 @@ from explorer.nets.heads import LabelsError, class_names, head_classes, names_fr
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+#: The files a weights folder offers (``.keras``: Keras' InceptionResNetV2, converted by explorer.nets.keras).
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".keras")
 
 #: The weights key of seeded random weights.
 RANDOM = "random"

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from explorer.nets.blocks import InceptionResNetBlock
 from explorer.nets.build import model_from_config
 from explorer.nets.heads import LabelsError, class_names
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
-from explorer.nets.units import ConvBnRelu
+from explorer.nets.units import ConcatBranches, ConvBnRelu
 from explorer.nets.weights import WeightsError, WeightsInfo, check_state_dict, file_identity
 
 _AUTO = re.compile(r"^(conv2d|batch_normalization)(?:_(\d+))?$")
@@ -136,7 +138,11 @@ def load_keras_file(
     path = Path(path)
     if config.variant != "released" or not config.residual:
         raise WeightsError(f"{path.name}: Keras' InceptionResNetV2 is the released network, not {config.variant}")
-    state, classes, notes = keras_state_dict(path, config)
+    if path.name.endswith(".weights.h5"):
+        state, classes = weights_h5_state_dict(path, config)
+        notes = [f"converted from Keras ({path.name}): kernels HWIO to OIHW, batch norms without scale"]
+    else:
+        state, classes, notes = keras_state_dict(path, config)
     if classes != config.num_classes:
         config = dataclasses.replace(config, num_classes=classes)
         notes.append(
@@ -156,3 +162,111 @@ def load_keras_file(
     model.load_state_dict(state, strict=True, assign=True)
     identity = file_identity(path) + (f"|labels {file_identity(names_file)}" if names_file is not None else "")
     return model.float().eval(), WeightsInfo(f"Keras file {path.name}", False, tuple(notes), identity, names)
+
+
+# ------------------------------------------------------------------------------------------------ .weights.h5
+# A bare weights file has no config: its layers are keyed in Keras' own layer order, which is reproduced here from
+# this network's structure: Keras' functional graph (a Conv2D, BatchNormalization and Activation per unit, one
+# layer for the scaled residual addition) ordered as keras.src.ops.function.map_graph orders it, by depth from
+# the output, then by first visit in a depth-first walk from the output.
+
+
+def keras_layer_order(model: InceptionNetwork) -> list[tuple[str, str]]:
+    """(Keras class, our module path) of every layer with weights, in the order a Keras weights file counts them."""
+    nodes: list[tuple[str, str, list[int]]] = [("InputLayer", "", [])]
+
+    def add(kind: str, path: str, inputs: list[int]) -> int:
+        nodes.append((kind, path, inputs))
+        return len(nodes) - 1
+
+    def chain(module: nn.Module, path: str, x: int) -> int:
+        if isinstance(module, ConvBnRelu):
+            conv = add("Conv2D", path, [x])
+            return add("Activation", path, [add("BatchNormalization", path, [conv])])
+        if isinstance(module, nn.Sequential):
+            for name, child in module.named_children():
+                x = chain(child, f"{path}.{name}", x)
+            return x
+        if isinstance(module, ConcatBranches):
+            names = module.branch_names()
+            outs = [chain(branch, f"{path}.{name}", x) for name, branch in zip(names, module.branches(), strict=True)]
+            merged = add("Concatenate", path, outs)
+            if not isinstance(module, InceptionResNetBlock):
+                return merged
+            up = add("Conv2D", f"{path}.conv2d", [merged])
+            scaled = add("CustomScaleLayer", path, [x, up])
+            return add("Activation", path, [scaled]) if module.activate else scaled
+        return add(type(module).__name__, path, [x])  # a pooling
+
+    x = 0
+    for name, block in model.blocks():
+        x = chain(block, name, x)
+    index: dict[int, int] = {}
+    finished: list[int] = []
+
+    def visit(node: int) -> None:
+        if node in finished:
+            return
+        index.setdefault(node, len(index))
+        for parent in nodes[node][2]:
+            visit(parent)
+        finished.append(node)
+
+    visit(x)
+    depth = dict.fromkeys(finished, 0)
+    for node in reversed(finished):
+        for parent in nodes[node][2]:
+            depth[parent] = max(depth[parent], depth[node] + 1)
+    order = sorted(finished, key=lambda n: (-depth[n], index[n]))
+    return [(nodes[n][0], nodes[n][1]) for n in order if nodes[n][0] in ("Conv2D", "BatchNormalization")]
+
+
+def weights_h5_state_dict(path: Path, config: NetworkConfig) -> tuple[dict[str, torch.Tensor], int]:
+    """A Keras 3 ``.weights.h5`` file of InceptionResNetV2 as our state dict, and its number of classes."""
+    import h5py
+
+    model = model_from_config(config, seed=None, device="meta")
+    counts: dict[str, int] = {}
+    state: dict[str, torch.Tensor] = {}
+    try:
+        stored = h5py.File(path, "r")
+    except OSError as error:
+        raise WeightsError(f"{path.name} is not an HDF5 file ({error})") from None
+    with stored:
+        layers = stored.get("layers")
+        if layers is None:
+            raise WeightsError(f"{path.name} is not a Keras 3 weights file (no 'layers' group; a legacy .h5?)")
+        for kind, module in keras_layer_order(model):
+            base = _snake(kind)
+            n = counts.get(base, 0)
+            counts[base] = n + 1
+            key = base if n == 0 else f"{base}_{n}"
+            group = layers.get(f"{key}/vars")
+            if group is None:
+                raise WeightsError(f"{path.name} has no layer {key}: it is not keras.applications.InceptionResNetV2")
+            values = [torch.from_numpy(np.asarray(group[str(i)], dtype=np.float32)) for i in range(len(group))]
+            if kind == "Conv2D":
+                target = module if module.endswith(".conv2d") else f"{module}.conv"
+                state[f"{target}.weight"] = values[0].permute(3, 2, 0, 1).contiguous()
+                if len(values) > 1:
+                    state[f"{target}.bias"] = values[1]
+            else:
+                beta, mean, var = values
+                state.update(
+                    {
+                        f"{module}.bn.weight": torch.ones_like(beta),
+                        f"{module}.bn.bias": beta,
+                        f"{module}.bn.running_mean": mean,
+                        f"{module}.bn.running_var": var,
+                        f"{module}.bn.num_batches_tracked": torch.tensor(0),
+                    }
+                )
+        if "dense_1" in layers:
+            raise WeightsError(f"{path.name} has a head of several Dense layers; one Dense after pooling converts")
+        classes = 0
+        if "dense" in layers:
+            kernel, bias = (np.asarray(layers["dense/vars"][str(i)], dtype=np.float32) for i in range(2))
+            state["classif.weight"] = torch.from_numpy(kernel).t().contiguous()
+            state["classif.bias"] = torch.from_numpy(bias)
+            classes = kernel.shape[1]
+    return state, classes

@@ -27,10 +27,12 @@ def load_file(
     path: str | Path, config: NetworkConfig, labels: str | Path | None = None
 ) -> tuple[InceptionNetwork, WeightsInfo]:
     """A weights file of any kind: a state dict (.safetensors, .pth, ...) or Keras' .keras (converted)."""
+    if Path(path).name.endswith(".weights.h5") or Path(path).suffix == ".keras":
+        return load_keras_file(path, config, labels)
     if Path(path).suffix == ".h5":
         raise WeightsError(
-            f"{Path(path).name}: Keras .h5 files are not read here yet; save the model as a .keras file "
-            "(model.save('model.keras')), which holds the layer graph the conversion needs"
+            f"{Path(path).name}: legacy Keras .h5 files are not read here yet; save the model as a .keras or "
+            ".weights.h5 file (Keras 3: model.save('model.keras'))"
         )
     if Path(path).suffix == ".keras":
         return load_keras_file(path, config, labels)

@@ -25,7 +25,7 @@ from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 
 #: The files a weights folder offers (``.keras``: Keras' InceptionResNetV2, converted by explorer.nets.keras).
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".keras")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".keras", ".h5")
 
 #: The weights key of seeded random weights.
 RANDOM = "random"

@@ -63,10 +63,8 @@ def test_names_from_a_pth_dict_or_a_labels_file_and_the_command_line(fine_tuned,
     (bare.parent / "labels.txt").write_text("daisy\nrose\n")
     with pytest.raises(WeightsError, match=r"labels\.txt names 2 classes, the head of model\.safetensors has 7"):
         load_weights_file(bare, make_config("released"))
-    assert main(["weights", "check", str(pth)]) == 0
+    assert main(["weights", "check", str(pth)]) == 0  # the command line reads the same (infer: the engine's test)
     assert "head: 7 classes (daisy, dandelion, rose, sunflower, tulip, ...)" in capsys.readouterr().out
-    assert main(["infer", str(sample_paths()[1]), "--weights", str(pth), "--device", "cpu", "--format", "json"]) == 0
-    assert {p["label"] for p in json.loads(capsys.readouterr().out)["top5"]} <= set(NAMES)
 
 
 def test_a_1001_class_head_and_another_backbone_are_still_refused(tmp_path):

@@ -43,6 +43,7 @@ pooled = keras.layers.GlobalAveragePooling2D()(backbone.output)
 head = keras.Model(backbone.input, keras.layers.Dense(5, activation="softmax")(pooled))
 for name, model in (("top", top), ("backbone", backbone), ("head", head)):
     model.save(f"{folder}/{name}.keras")
+    model.save_weights(f"{folder}/{name}.weights.h5")
     np.save(f"{folder}/{name}.npy", model.predict(x, verbose=0))
 """
 
@@ -58,14 +59,15 @@ def keras_files(tmp_path_factory):
     return folder
 
 
-def ours(folder, name: str, labels=None):
-    model, info = load_file(folder / f"{name}.keras", make_config("released"), labels)
+def ours(folder, name: str, labels=None, suffix=".keras"):
+    model, info = load_file(folder / f"{name}{suffix}", make_config("released"), labels)
     x = torch.from_numpy(np.load(folder / "pixels.npy")).permute(0, 3, 1, 2).float() / 127.5 - 1
     return model, info, x
 
 
-def test_the_1000_class_top_gives_keras_predictions(keras_files):
-    model, info, x = ours(keras_files, "top")
+@pytest.mark.parametrize("suffix", [".keras", ".weights.h5"])
+def test_the_1000_class_top_gives_keras_predictions(keras_files, suffix):
+    model, info, x = ours(keras_files, "top", suffix=suffix)
     assert model.config.num_classes == 1000 and "converted from Keras" in info.notes[0]
     with torch.no_grad():
         probabilities = model(x).softmax(1).numpy()
@@ -81,10 +83,11 @@ def test_include_top_false_is_a_backbone_with_keras_feature_map(keras_files):
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_a_five_class_dense_head_with_names_from_a_labels_file(keras_files, tmp_path):
+@pytest.mark.parametrize("suffix", [".weights.h5"])  # the .keras path is the top's and the backbone's test
+def test_a_five_class_dense_head_with_names_from_a_labels_file(keras_files, tmp_path, suffix):
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps(["a", "b", "c", "d", "e"]))
-    model, info, x = ours(keras_files, "head", labels)
+    model, info, x = ours(keras_files, "head", labels, suffix)
     assert model.config.num_classes == 5 and info.class_names == ("a", "b", "c", "d", "e")
     with torch.no_grad():
         probabilities = model(x).softmax(1).numpy()
@@ -97,3 +100,6 @@ def test_other_files_are_refused_clearly(tmp_path):
         load_file(tmp_path / "broken.keras", make_config("released"))
     with pytest.raises(WeightsError, match="is the released network, not paper-v2"):
         load_file(tmp_path / "broken.keras", make_config("paper-v2"))
+    (tmp_path / "old.h5").write_bytes(b"\x89HDF\r\n")
+    with pytest.raises(WeightsError, match=r"legacy Keras \.h5 files are not read here yet"):
+        load_file(tmp_path / "old.h5", make_config("released"))

@@ -461,6 +461,37 @@ def test_a_blocks_gallery_of_feature_visualisations_and_one_channels_image(page,
     expect(page.locator("button", has_text="Visualise it")).to_have_count(0)
 
 
+LEGEND_IN_SIGHT = """() => {
+  const chart = [...document.querySelectorAll('.js-plotly-plot')].find(
+    p => p.querySelector('.gtitle')?.textContent.startsWith('Where the parameters'));
+  // What shows of the legend: its background box (a longer legend scrolls inside it, the rest out of sight).
+  const shown = chart.querySelector('.legend rect.bg').getBoundingClientRect();
+  const frame = chart.querySelector('svg.main-svg').getBoundingClientRect();
+  return [...chart.querySelectorAll('.legend .legendtext')].map(t => {
+    const box = t.getBoundingClientRect();
+    const inside = box.top >= shown.top - 1 && box.bottom <= shown.bottom + 1 && box.bottom <= frame.bottom;
+    return [t.textContent, inside && box.right <= frame.right];
+  });
+}"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_the_parameter_chart_legend_names_every_component_in_sight(browser, server, width):
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    tab = context.new_page()
+    tab.goto(server)
+    settle(tab)
+    tab.locator(".js-plotly-plot .gtitle", has_text="Where the parameters").wait_for()
+    entries = tab.evaluate(LEGEND_IN_SIGHT)
+    components = tab.locator("[data-testid='stDataFrame']").first  # the Components table above it
+    assert components.count() == 1
+    names = [name for name, _ in entries]
+    assert len(names) == 9 and "Head (pool, dropout, FC)" in names and "Inception-ResNet-C x10" in names
+    assert all(visible for _, visible in entries), entries
+    tab.screenshot(path=str(ARTIFACTS / f"overview-legend-{width}.png"), full_page=True)
+    context.close()
+
+
 def test_map_unknown_node_gets_a_message_and_the_overview(page, server):
     page.goto(f"{server}/map?node=repeat_99.0")
     settle(page)

@@ -77,7 +77,8 @@ def _weights_check(args: argparse.Namespace) -> int:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     else:
         shown = "ImageNet's" if classes == 1000 else "no names: class 0, class 1, ..."
-    print(f"head: {classes} classes ({shown})")
+    hidden = "".join(f" after a hidden layer of {width}" for width in model.config.head_hidden)
+    print(f"head: {classes} classes ({shown}){hidden}" if classes else "head: none (a backbone: maps, no classes)")
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, DownloadProgress, load_hub_weights, repo_of
-from explorer.nets.keras import load_keras_file
+from explorer.nets.keras import is_keras_file, load_keras_file
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.weights import (
@@ -26,15 +26,8 @@ AUTO = "auto"
 def load_file(
     path: str | Path, config: NetworkConfig, labels: str | Path | None = None
 ) -> tuple[InceptionNetwork, WeightsInfo]:
-    """A weights file of any kind: a state dict (.safetensors, .pth, ...) or Keras' .keras (converted)."""
-    if Path(path).name.endswith(".weights.h5") or Path(path).suffix == ".keras":
-        return load_keras_file(path, config, labels)
-    if Path(path).suffix == ".h5":
-        raise WeightsError(
-            f"{Path(path).name}: legacy Keras .h5 files are not read here yet; save the model as a .keras or "
-            ".weights.h5 file (Keras 3: model.save('model.keras'))"
-        )
-    if Path(path).suffix == ".keras":
+    """A weights file of any kind: a state dict (.safetensors, .pth, ...) or a Keras file (converted)."""
+    if is_keras_file(path):
         return load_keras_file(path, config, labels)
     return load_weights_file(path, config, labels)
 

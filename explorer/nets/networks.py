@@ -81,13 +81,22 @@ class InceptionNetwork(nn.Module):
         raise NotImplementedError
 
     def _head(self, width: int) -> tuple[str, ...]:
-        """Global average pooling, dropout and the classifier; the head's module names."""
+        """Global average pooling, dropout, hidden layers if any, and the classifier; the head's module names."""
         self.num_features = width
         self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         self.head_drop = nn.Dropout(self.config.drop_rate)
+        names: tuple[str, ...] = ("global_pool", "head_drop")
+        self.head_hidden: nn.Sequential | None = None
+        if self.config.head_hidden:  # only fine-tuned heads have them: the released network's state dict stays timm's
+            layers: list[nn.Module] = []
+            for hidden in self.config.head_hidden:
+                layers += [nn.Linear(width, hidden), nn.ReLU()]
+                width = hidden
+            self.head_hidden = nn.Sequential(*layers)
+            names += ("head_hidden",)
         name = "last_linear" if isinstance(self.config, InceptionV4Config) else "classif"
         self.add_module(name, nn.Linear(width, self.config.num_classes))
-        return ("global_pool", "head_drop", name)
+        return (*names, name)
 
     def component_of(self, path: str) -> Component | None:
         """The component a module path (``repeat.3.branch1``, ``features.7``) belongs to."""
@@ -126,7 +135,8 @@ class InceptionNetwork(nn.Module):
         return x
 
     def forward_head(self, features: Tensor) -> Tensor:
-        return self.classifier(self.head_drop(self.global_pool(features)))
+        pooled = self.head_drop(self.global_pool(features))
+        return self.classifier(pooled if self.head_hidden is None else self.head_hidden(pooled))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

@@ -113,6 +113,7 @@ class InceptionResNetConfig:
     last_block_scale: float
     final_conv: int | None
     num_classes: int = 1000
+    head_hidden: tuple[int, ...] = ()  # Dense + ReLU widths before the classifier (a fine-tuned Keras head)
     drop_rate: float = 0.2  # the paper's dropout "keep 0.8"; inactive in eval mode
     shortcuts: bool = True  # False removes every residual connection (the teaching experiment)
     in_channels: int = 3
@@ -237,6 +238,7 @@ class InceptionV4Config:
     block_c: InceptionCWidths
     repeats: BlockCounts
     num_classes: int = 1000
+    head_hidden: tuple[int, ...] = ()
     drop_rate: float = 0.2
     in_channels: int = 3
     input_size: int = 299

@@ -253,21 +253,29 @@ def test_tracing_leaves_other_threads_forward_passes_alone():
     engine = Engine(build_model("released", seed=1), WeightsInfo("r", random=True), device="cpu")
     image = load_image(SAMPLES / "cat.jpg").image
     expected = engine.block_inputs(image)
-    done = threading.Event()
+    done, tracing = threading.Event(), threading.Event()
     failures: list[BaseException] = []
+    traces = [0]
 
     def trace_repeatedly() -> None:
         try:
             while not done.is_set():
                 trace_operations(build_model("paper-v1", device="meta"))
+                traces[0] += 1
+                tracing.set()
         except BaseException as error:  # reported below, in the test's own thread
             failures.append(error)
+            tracing.set()
 
     tracer = threading.Thread(target=trace_repeatedly)
     tracer.start()
     try:
-        for _ in range(3):
+        assert tracing.wait(120)
+        overlapped = 0
+        while not overlapped and not failures:  # until a whole trace ran within one forward pass
+            before = traces[0]
             got = engine.block_inputs(image)
+            overlapped = traces[0] - before
             for name in expected:
                 torch.testing.assert_close(got[name], expected[name])
     finally:

@@ -178,7 +178,11 @@ def head_checkpoint(model: InceptionNetwork, head: TrainedHead, backbone: str) -
     from safetensors.torch import save
 
     name = next(path for path, module in model.named_modules() if module is model.classifier)
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    state = {  # the new head replaces the whole old one, hidden layers (a Keras head's) and all
+        key: value.detach().cpu().contiguous()
+        for key, value in model.state_dict().items()
+        if not key.startswith("head_hidden.")
+    }
     state[f"{name}.weight"] = head.weight.detach().cpu().float().contiguous()
     state[f"{name}.bias"] = head.bias.detach().cpu().float().contiguous()
     metadata = {"class_names": json.dumps(list(head.classes)), "backbone": backbone, "made_by": "New head page"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,8 +21,9 @@ import torch
 from torch import Tensor
 
 from explorer.channels.fourier import FourierImage
-from explorer.channels.robustness import robust
+from explorer.channels.robustness import draw_transforms, robust
 from explorer.nets import InceptionNetwork, is_within, model_from_config
+from explorer.runtime.capture import GPU
 from explorer.runtime.inside import inside_tensors
 from explorer.runtime.preprocessing import preprocessing_for
 
@@ -140,20 +142,26 @@ def visualise(
     mean = torch.tensor(preprocessing.mean, device=device).reshape(1, 3, 1, 1)
     std = torch.tensor(preprocessing.std, device=device).reshape(1, 3, 1, 1)
     image = FourierImage(start_seeds(settings.seed, channels), settings.size).to(device)
-    optimiser = torch.optim.Adam(image.parameters(), lr=settings.learning_rate)
-    generator = torch.Generator().manual_seed(settings.seed)  # the transforms' draws, on the CPU: repeatable
+    # The transforms' draws come from a CPU generator, all at the start: repeatable, and on a GPU the one input
+    # of the captured step that changes.
+    thetas = draw_transforms(settings.steps, settings.size, torch.Generator().manual_seed(settings.seed)).to(device)
     wanted = torch.tensor(list(channels), device=device)
-    precision = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    precision = (
+        torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)  # no cast cache: it breaks graph replays
+        if device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+
+    def target(x: Tensor) -> Tensor:
+        with precision:  # the network only: the image and its transforms stay float32
+            return _target(model, objective, node, wanted, x).float()
+
+    ascent = _Ascent(image, settings.learning_rate, thetas, target)
     trace: list[tuple[int, tuple[float, ...]]] = []
     for step in range(settings.steps):
-        optimiser.zero_grad(set_to_none=True)
-        x = (robust(image(), generator) - mean) / std
-        with precision:
-            values = _target(model, objective, node, wanted, x).float()
-        (-values.sum()).backward()
-        optimiser.step()
+        values = ascent.step(step, (mean, std))
         if step % 16 == 0 or step == settings.steps - 1:
-            trace.append((step, tuple(values.detach().cpu().tolist())))
+            trace.append((step, tuple(values.cpu().tolist())))
         if progress is not None:
             progress(step + 1, settings.steps)
     with torch.no_grad(), precision:
@@ -170,3 +178,63 @@ def visualise(
         tuple(final.cpu().tolist()),
         time.perf_counter() - started,
     )
+
+
+class _Ascent:
+    """The optimisation steps: eager on a CPU; on a GPU a few eager steps (cuDNN picks its kernels, Adam makes
+    its state), then the whole step (image, transforms, forward to the target, backward, Adam) captured as one
+    CUDA graph and replayed, since one step is hundreds of small kernels whose launches would take most of its
+    time. Both run the same code on the same draws; GPU work goes through the process's gate (a capture of the
+    engine's never overlaps it)."""
+
+    WARM_UP = 3
+
+    def __init__(self, image: FourierImage, rate: float, thetas: Tensor, target: Callable[[Tensor], Tensor]) -> None:
+        self.image, self.thetas, self.target = image, thetas, target
+        self.cuda = thetas.device.type == "cuda"
+        self.optimiser = torch.optim.Adam(image.parameters(), lr=rate, capturable=self.cuda)
+        self.theta = thetas[0].clone()  # the captured step's input: each step's draws are copied into it
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.cuda_graph = self.cuda  # False once a capture failed
+        self.side = torch.cuda.Stream(thetas.device) if self.cuda else None  # warm-up off the default stream
+        self.values: Tensor | None = None
+
+    def _run(self, normalise: tuple[Tensor, Tensor]) -> Tensor:
+        mean, std = normalise
+        values = self.target((robust(self.image(), self.theta) - mean) / std)
+        (-values.sum()).backward()
+        self.optimiser.step()
+        return values.detach()  # frees the step's autograd graph, which would tie the next step to this one's stream
+
+    def step(self, step: int, normalise: tuple[Tensor, Tensor]) -> Tensor:
+        """Step ``step``: the image moves once; the objective's values before the move, (B,)."""
+        if not self.cuda:
+            self.theta.copy_(self.thetas[step])
+            self.optimiser.zero_grad(set_to_none=True)
+            return self._run(normalise)
+        if self.graph is None and self.cuda_graph and step == self.WARM_UP:
+            self._capture(normalise)
+        with GPU.work():
+            self.theta.copy_(self.thetas[step])
+            if self.graph is not None:
+                self.graph.replay()
+                return self.values
+            self.optimiser.zero_grad(set_to_none=True)
+            self.side.wait_stream(torch.cuda.current_stream(self.theta.device))
+            with torch.cuda.stream(self.side):
+                values = self._run(normalise)
+            torch.cuda.current_stream(self.theta.device).wait_stream(self.side)
+            return values
+
+    def _capture(self, normalise: tuple[Tensor, Tensor]) -> None:
+        torch.cuda.synchronize(self.theta.device)
+        self.optimiser.zero_grad(set_to_none=True)  # the graph's backward makes the gradients, in its own pool
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with GPU.capture(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self.values = self._run(normalise)
+        except RuntimeError as error:  # an operation that cannot be captured: the steps stay eager, as slower
+            warnings.warn(f"feature visualisation runs without a CUDA graph: {error}", stacklevel=3)
+            self.cuda_graph = False
+            return
+        self.graph = graph

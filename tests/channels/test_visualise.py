@@ -159,3 +159,47 @@ def test_the_command_writes_the_png_and_its_json(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "x.jpg")]) == 2
     assert main(["visualize", "--block", "mixed_5b", "--channel", "320", "--out", str(tmp_path / "y.png")]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["channel.png"]  # nothing else written
+
+
+def test_the_transforms_as_one_resampling_are_lucids_chain_step_by_step():
+    """Pad, an integer crop, scale and rotation about the centre (borders clamped), another crop: done one after
+    another as Lucid does, on the same draws, they give what the single resampling of each step gives."""
+    import math
+
+    import torch.nn.functional as F
+
+    from explorer.channels.robustness import ANGLES, SCALES, draw_transforms, robust
+
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    draws = torch.Generator().manual_seed(5)
+
+    def crop(x, pixels):
+        dx, dy = (int(torch.randint(pixels + 1, (1,), generator=draws)) for _ in range(2))
+        return x[:, :, dy : x.shape[2] - pixels + dy, dx : x.shape[3] - pixels + dx]
+
+    for theta in draw_transforms(24, 64, torch.Generator().manual_seed(5)):
+        x = crop(F.pad(images, (12, 12, 12, 12), value=0.5), 8)
+        scale = SCALES[int(torch.randint(len(SCALES), (1,), generator=draws))]
+        angle = math.radians(ANGLES[int(torch.randint(len(ANGLES), (1,), generator=draws))])
+        turn = torch.tensor([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0]]) / scale
+        grid = F.affine_grid(turn.expand(2, 2, 3), list(x.shape), align_corners=False)
+        x = crop(F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), 4)
+        torch.testing.assert_close(robust(images, theta), x, atol=1e-4, rtol=0)
+
+
+def test_the_resamplings_gradient_is_grid_samples_own_without_atomics():
+    """The backward that gathers (a GPU's, repeatable there) against grid_sample's autograd, on the image's pixels."""
+    import torch.nn.functional as F
+
+    from explorer.channels.robustness import PAD, draw_transforms, output_size, robust
+
+    images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    out = output_size(40)
+    for theta in draw_transforms(16, 40, torch.Generator().manual_seed(1)):
+        upstream = torch.randn(2, 3, out, out, generator=torch.Generator().manual_seed(2))
+        (ours,) = torch.autograd.grad((robust(images, theta, gather=True) * upstream).sum(), images)
+        grid = F.affine_grid(theta.expand(2, 2, 3), [2, 3, out, out], align_corners=False)
+        padded = F.pad(images, (PAD, PAD, PAD, PAD), value=0.5)
+        reference = F.grid_sample(padded, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        (theirs,) = torch.autograd.grad((reference * upstream).sum(), images)
+        torch.testing.assert_close(ours, theirs, atol=2e-4, rtol=0)

@@ -1,9 +1,10 @@
 """Feature visualisation: how long one channel and a block's batch of channels take, on this machine.
 
-    python -m benchmarks.bench_visualize [--block repeat_1.10] [--batch 64] [--json FILE]
+    python -m benchmarks.bench_visualize [--block repeat_1.10] [--batch 64] [--standard] [--json FILE]
 
 On a GPU, the standard settings (224 px, 512 steps): one channel, then a batch of ``--batch`` channels of the
-block, one image each. On a CPU, its defaults (128 px, 128 steps): one channel, and a batch of 8. Random
+block, one image each. On a CPU, its defaults (128 px, 128 steps; ``--standard``: the GPU's): one channel, and a
+batch of 8. Random
 weights (the time does not depend on them); the machine is printed.
 """
 
@@ -29,12 +30,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--block", default="repeat_1.10")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--standard", action="store_true", help="the GPU's settings (224 px, 512 steps) on a CPU too")
     parser.add_argument("--json")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, _ = load_weights("random", make_config("released"))
     model = model.eval().requires_grad_(False).to(device)
-    settings = Settings.for_device(device)
+    settings = Settings() if args.standard else Settings.for_device(device)
     batch = args.batch if device.type == "cuda" else 8
     report = {"machine": machine(), "block": args.block, "steps": settings.steps, "size": settings.size}
     print(report["machine"])

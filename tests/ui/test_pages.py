@@ -346,12 +346,15 @@ def test_new_head_page_trains_on_two_classes_and_classifies():
     assert metrics["Trainable parameters (the new Dense layer)"] == "3,074"  # 1536 x 2 + 2
     assert metrics["Frozen parameters (base.trainable = False)"] == f"{55_843_464 - 1_537_000:,}"
     assert "Leave-one-out accuracy" in metrics
+    assert page.selectbox(key="transfer_query_sample").value == "brick"  # the first sample it was not trained on
+    assert not any("one of the training images" in c.value for c in page.caption)
     page.selectbox(key="transfer_query_sample").set_value("cat").run()
     assert not page.exception
     assert "the new head says **warm**" in " ".join(m.value for m in page.markdown)  # it has seen the cat
+    assert any("one of the training images: the head has seen it" in c.value for c in page.caption)
 
 
-def test_new_head_refuses_one_class_and_duplicate_names():
+def test_new_head_refuses_one_class_duplicate_names_and_an_image_in_two_classes():
     from explorer.lessons.transfer import TransferError, check_classes
 
     with pytest.raises(TransferError, match="2 to 5"):
@@ -361,3 +364,7 @@ def test_new_head_refuses_one_class_and_duplicate_names():
     page.multiselect(key="transfer_samples_0").set_value(["cat"]).run()
     page.button[0].click().run()
     assert not page.exception and "same name" in page.error[0].value
+    page.text_input(key="transfer_name_1").input("sky").run()
+    page.multiselect(key="transfer_samples_1").set_value(["cat", "rocket"]).run()
+    page.button[0].click().run()
+    assert not page.exception and "the same image is in class “class 1” and in class “sky”" in page.error[0].value

@@ -9,9 +9,8 @@ from explorer.analysis.summary import shape_text
 from explorer.lessons.transfer import (
     MAX_CLASSES,
     MIN_CLASSES,
-    Example,
     TransferError,
-    check_classes,
+    extract,
     head_checkpoint,
     head_shapes,
     leave_one_out,
@@ -21,7 +20,7 @@ from explorer.lessons.transfer import (
 from explorer.nets.weights import RANDOM, weights_dir
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image, sample_path, sample_paths
-from explorer.text.usertext import quoted, shown
+from explorer.text.usertext import shown
 from explorer.ui.engines import engine_of, weights_in_use
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import UPLOAD_TYPES
@@ -87,23 +86,19 @@ def features_of(_engine: Engine, engine_key: EngineIdentity, digest: str, _data:
 
 
 def train(classes: dict[str, list[tuple[str, bytes]]]) -> dict:
-    check_classes(classes)
-    examples, total, done = [], sum(len(v) for v in classes.values()), 0
     bar = st.progress(0.0, text="Extracting the pooled features (include_top=False + pooling)...")
-    for label, images in classes.items():
-        for image_name, data in images:
-            try:
-                features = features_of(engine, engine_key, image_digest(data), data)
-            except ImageError as error:
-                raise TransferError(f"class {quoted(label, 'plain')}: {error}") from None
-            examples.append(Example(label, image_name, features))
-            done += 1
-            bar.progress(done / total, text=f"Features: {done} of {total} images")
+    examples = extract(
+        classes,
+        lambda data: features_of(engine, engine_key, image_digest(data), data),
+        lambda done, total: bar.progress(done / total, text=f"Features: {done} of {total} images"),
+    )
     bar.progress(1.0, text="Training the new head...")
     head = train_head(examples)
     accuracy, outcomes = leave_one_out(examples)
     bar.empty()
-    return {"head": head, "accuracy": accuracy, "outcomes": outcomes, "sizes": {k: len(v) for k, v in classes.items()}}
+    seen = {image_digest(data) for images in classes.values() for _, data in images}
+    sizes = {k: len(v) for k, v in classes.items()}
+    return {"head": head, "accuracy": accuracy, "outcomes": outcomes, "sizes": sizes, "seen": seen}
 
 
 if st.button("Train the new head", type="primary", icon=":material/model_training:"):
@@ -199,7 +194,9 @@ if trained:
     source = st.radio("Image", ["Sample", "Upload"], horizontal=True, key="transfer_query_source")
     query = None
     if source == "Sample":
-        pick = st.selectbox("Sample", samples, key="transfer_query_sample")
+        unseen = [i for i, s in enumerate(samples) if image_digest(sample_path(s).read_bytes()) not in trained["seen"]]
+        # a sample the head was not trained on, so that its answer is a test of what it learnt
+        pick = st.selectbox("Sample", samples, index=unseen[0] if unseen else 0, key="transfer_query_sample")
         query = (pick, sample_path(pick).read_bytes())
     else:
         upload = st.file_uploader("An image", type=UPLOAD_TYPES, key="transfer_query_upload")
@@ -212,4 +209,9 @@ if trained:
         else:
             ranked = head.classify(features)
             st.markdown(f"**{shown(query[0])}**: the new head says **{shown(ranked[0][0])}** ({ranked[0][1]:.0%})")
+            if image_digest(query[1]) in trained["seen"]:
+                st.caption(
+                    "This is one of the training images: the head has seen it, so its answer says nothing about "
+                    "new images. Leave-one-out above, or an image of your own, does."
+                )
             st.bar_chart(pd.DataFrame({"probability": dict(ranked)}), horizontal=True)

@@ -30,9 +30,14 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    source: str  # the seed text it comes from
+    source: str  # the seed text it comes from (its file's number)
     claim: str
     verdicts: tuple[Verdict, ...]
+
+    @property
+    def source_name(self) -> str:
+        """What the text is, for people ("a study card with Keras code"), where a table shows the source."""
+        return SOURCES.get(self.source, f"text {self.source}")
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,11 @@ def step_controls(position: int, count: int, go_to: Callable[[int], None], names
     """Previous / next buttons around "step i of n"; while presenting they are large and take the arrow keys."""
     on = bool(st.session_state.get("present", False))
     left, middle, right = st.columns([2, 1, 2], vertical_alignment="center")
+    # While presenting, the buttons show their keys (an arrow each): an arrow icon too would read "Next: X → →".
     if left.button(
         f"Previous: {names[position - 1]}" if position > 0 else "Previous",
         key="step_previous",
-        icon=":material/arrow_back:",
+        icon=None if on else ":material/arrow_back:",
         disabled=position == 0,
         shortcut="Left" if on else None,
         width="stretch",
@@ -104,7 +105,7 @@ def step_controls(position: int, count: int, go_to: Callable[[int], None], names
     if right.button(
         f"Next: {names[position + 1]}" if position + 1 < count else "Next",
         key="step_next",
-        icon=":material/arrow_forward:",
+        icon=None if on else ":material/arrow_forward:",
         icon_position="right",
         disabled=position + 1 >= count,
         shortcut="Right" if on else None,

@@ -385,6 +385,9 @@ def test_map_link_opens_a_block_and_a_click_selects_another_node(page, server):
     page.get_by_text(re.compile(r"^ch \d+$")).nth(7).wait_for()  # the enlarged output's eight most active channels
     assert page.locator("[data-testid='stImage']").count() >= 9 + 8  # nine outputs inside, eight top channels
     page.screenshot(path=str(ARTIFACTS / "map-block.png"), full_page=True)
+    enlarge = page.get_by_role("button", name="Enlarge")
+    tops = [enlarge.nth(i).bounding_box()["y"] for i in range(enlarge.count())]
+    assert len(tops) == 9 and max(tops[:6]) - min(tops[:6]) < 1, tops  # a row of six, in line
     points = page.locator(".js-plotly-plot .scatterlayer .trace").last.locator(".points path")  # one per node
     assert points.count() == 9  # four units, concat, linear 1x1, scale, +, ReLU
     box = points.nth(0).bounding_box()
@@ -646,6 +649,10 @@ def test_presenter_mode_by_link_shows_the_tour_step_on_a_phone_and_a_projector(b
                 opener.click()
                 tab.locator("[data-testid='stSidebarNav'] a", has_text="Network map").first.wait_for(timeout=10_000)
             if size == "projector":
+                # one arrow on each button: its key's (not an icon's as well, "Next: Reduction-B → →")
+                for button, arrow, icon in (("Next", "→", "arrow_forward"), ("Previous", "←", "arrow_back")):
+                    said = tab.locator("[data-testid='stButton'] button", has_text=f"{button}:").first.inner_text()
+                    assert said.count(arrow) + said.count(icon) == 1, said
                 # type enlarged for the room; the arrow key moves on, and the address follows
                 assert tab.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)") > 20
                 tab.keyboard.press("ArrowRight")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.analysis.claims import SOURCES
 from explorer.analysis.summary import summarize
 from explorer.nets import make_config
 from tests.conftest import CPU_PRECISION, as_read
@@ -66,6 +67,7 @@ def test_counts_page_answers_with_every_convention():
     assert figures.loc[figures["figure"] == "164 layers deep", "reproduced"].item() == "no"
     claims = page.dataframe[3].value
     assert {"true", "false", "partly"} <= set(claims["verdict"])
+    assert set(claims["source"]) == set(SOURCES.values())
     labels = [b.label for b in page.get("download_button")]
     assert labels == ["Download CSV", "Download JSON"]
 
@@ -249,6 +251,7 @@ def test_tour_walks_through_every_step():
     assert any("One of the 10 identical blocks" in c.value for c in page.caption)
     claims = page.dataframe[0].value
     assert "repeated 5, 10 and 5" in " ".join(claims["claim"]) and set(claims["verdict"]) <= {"true", "false", "partly"}
+    assert set(claims["source"]) <= set(SOURCES.values())  # what each text is, not its file's number ("000")
 
 
 MAP_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "map.py")

@@ -130,7 +130,7 @@ st.dataframe(
     pd.DataFrame(
         [
             {
-                "source": claim.source,
+                "source": claim.source_name,
                 "claim": claim.claim,
                 "variant": v.variant,
                 "verdict": v.verdict,

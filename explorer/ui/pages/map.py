@@ -280,10 +280,12 @@ def inside_view() -> None:
         columns = st.columns(per_row)
         for column, (part, picture_png) in zip(columns, inside[start : start + per_row], strict=False):
             label = part.name[len(opened) + 1 :] or part.name
-            column.image(picture_png, caption=f"{label}: {PART_KINDS[part.kind]}, {'x'.join(map(str, part.shape))}")
+            column.image(picture_png)
             current = "primary" if part.name == node.name else "secondary"
+            # the button right under its map, the caption (one to three lines) after it: the buttons line up
             if column.button("Enlarge", key=f"open-{part.name}", type=current):
                 go(part.name)
+            column.caption(f"{label}: {PART_KINDS[part.kind]}, {'x'.join(map(str, part.shape))}")
     enlarged = next((p for p, _ in inside if p.name == node.name), inside[-1][0])
     big_maps(enlarged, enlarged.name)
     if st.toggle(f"Why did it say that? Attribution maps, the CAMs at {node.block}", key="map_explain"):

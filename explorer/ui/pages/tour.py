@@ -183,7 +183,7 @@ if relevant:
     st.dataframe(
         pd.DataFrame(
             [
-                {"claim": c.claim, "source": c.source, "verdict": v.verdict, "evidence": v.evidence}
+                {"claim": c.claim, "source": c.source_name, "verdict": v.verdict, "evidence": v.evidence}
                 for c in relevant
                 for v in c.verdicts
                 if v.variant == variant

@@ -93,7 +93,7 @@ def hub_file_size(tag: str = DEFAULT_TAG, endpoint: str | None = None, timeout: 
         metadata = get_hf_file_metadata(url, timeout=timeout, endpoint=endpoint)
     except Exception as error:  # the HTTP client's own errors: DNS, refused, timeout, HTTP status
         raise WeightsError(
-            f"cannot reach the Hugging Face Hub at {where} ({_first_line(error)}) and {repo} is not in the cache; "
+            f"cannot reach the Hugging Face Hub at {where} ({_first_line(error)}); {repo} is not in the cache; "
             f"{offline_help(tag)}"
         ) from None
     return metadata.size or 0

@@ -7,6 +7,7 @@ from explorer import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "messages": ("headline",),
         "usertext": ("LIMIT", "WORD_JOINER", "cleaned", "parse_int", "quoted", "shown"),
     },
 )

@@ -12,6 +12,7 @@ from explorer.nets.weights import RANDOM, WeightsError, local_weight_files, weig
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.default_weights import DefaultWeights
 from explorer.runtime.engine_pool import EnginePool
+from explorer.text.messages import headline
 from explorer.text.usertext import shown
 
 PoolKey = tuple[str, tuple[int, int, int], str, str]  # variant, blocks of each type, weights key, its identity
@@ -72,7 +73,11 @@ def weights_sidebar(config: NetworkConfig) -> None:
             if status.busy:
                 _default_weights_progress(status.phase)
             elif status.phase == "failed" and "weights" not in st.session_state:
-                st.warning(f"The server's default weights: {status.message}.", icon=":material/cloud_off:")
+                # the cause in a line or two; the whole message (what to do, paths) folded away: the sidebar is
+                # narrow, and the full text took about 40 lines of it
+                st.warning(f"Random weights: {headline(status.message)}.", icon=":material/cloud_off:")
+                with st.popover("Why, and what to do", icon=":material/help:"):
+                    st.markdown(f"The server's default weights: {status.message}.")
         tags = hub_tags_for(config.variant)
         options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in tags]
         current = weights_in_use(config)

@@ -185,12 +185,44 @@ def test_a_server_with_the_hub_on_a_closed_port_is_on_random_weights_within_10_s
     log = ARTIFACTS / "default-weights-offline-streamlit.log"
     started = time.monotonic()
     env = {"EXPLORER_WEIGHTS": "auto", "HF_ENDPOINT": CLOSED, "HF_HUB_CACHE": str(tmp_path / "cache")}
-    server = start_app(free_port(), log, env)
+    server = start_app(port := free_port(), log, env)
     try:
         wait_for(log, "cannot reach the Hugging Face Hub", 60, server)
         seconds = time.monotonic() - started
         assert "the default model is ready on cpu" in log.read_text()
+        if CHROMIUM.exists():
+            sidebar_says_why_in_a_few_lines(port)
     finally:
         server.terminate()
         server.wait(timeout=30)
     assert seconds < 10, f"{seconds:.1f} s from `streamlit run` to random weights"
+
+
+def sidebar_says_why_in_a_few_lines(port: int) -> None:
+    """The sidebar's message on a server that is offline: the cause in a few lines, what to do one click away
+    (the whole message took about 40 lines of the narrow sidebar)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        for width, height in ((1440, 900), (390, 844)):
+            tab = browser.new_page(viewport={"width": width, "height": height})
+            tab.goto(f"http://127.0.0.1:{port}/")
+            if width < 640:  # a phone: the sidebar is folded away
+                tab.locator("[data-testid='stExpandSidebarButton']").click()
+            warning = tab.locator("[data-testid='stSidebar'] [data-testid='stAlert']", has_text="Random weights:")
+            expect(warning).to_be_visible(timeout=120_000)
+            # in place once the sidebar has slid open (on a phone it opens over the page)
+            tab.wait_for_function(
+                "() => { const s = document.querySelector(\"[data-testid='stSidebar']\").getBoundingClientRect();"
+                " return s.left >= 0 && s.width > 200; }",
+                timeout=30_000,
+            )
+            text = warning.inner_text()
+            assert "cannot reach the Hugging Face Hub" in text and "weights fetch" not in text, text
+            assert warning.bounding_box()["height"] < 200, (width, warning.bounding_box())
+            tab.get_by_text("Why, and what to do").click()
+            expect(tab.get_by_text("irv2-explorer weights fetch", exact=False).first).to_be_visible(timeout=30_000)
+            tab.screenshot(path=str(ARTIFACTS / f"sidebar-offline-{width}.png"))
+            tab.close()
+        browser.close()

@@ -82,3 +82,16 @@ def test_autolinks_are_broken_by_word_joiners_that_read_as_nothing():
 
     out = shown("https://evil.example www.evil.example a@evil.example")
     assert f"https{WORD_JOINER}\\:" in out and f"www{WORD_JOINER}\\." in out and f"a{WORD_JOINER}\\@" in out
+
+
+def test_a_messages_headline_is_its_cause_without_the_clients_asides():
+    from explorer.nets.hub import offline_help
+    from explorer.text.messages import headline
+
+    message = (
+        "cannot reach the Hugging Face Hub at https://huggingface.co (ConnectError: [Errno 111] Connection refused); "
+        f"timm/inception_resnet_v2.tf_in1k is not in the cache; {offline_help()}; random weights"
+    )
+    assert headline(message) == "cannot reach the Hugging Face Hub at https://huggingface.co"
+    assert headline("random weights, as EXPLORER_WEIGHTS asks") == "random weights, as EXPLORER_WEIGHTS asks"
+    assert headline("") == ""

@@ -112,7 +112,15 @@ def network_graph(traced: TracedNetwork, level: str = "overview", direction: str
         target = graph
         if level == "expanded" and len(nodes) > 1:
             target = graphviz.Digraph(f"cluster_{comp.key}")
-            target.attr(label=comp.title, style="rounded", color=COMPONENT_COLOURS[comp.key], fontname=_FONT)
+            target.attr(
+                label=comp.title.replace(" x", "\\lx").replace(" (", "\\l(") + "\\l",  # lines to the left
+                labeljust="l",
+                margin="20",
+                fontsize="10",
+                style="rounded",
+                color=COMPONENT_COLOURS[comp.key],
+                fontname=_FONT,
+            )
         for node_id, label, scope_shape, name in nodes:
             target.node(node_id, label, explorer=name, **_fill(comp.key))
             graph.edge(previous, node_id, label=shape_text(shape))
@@ -239,17 +247,26 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     for node_id, members in groups.items():
         label, attrs = _detail_node(model, node_id, members, key)
         attrs = {**attrs, "explorer": _inside_name(model, block, node_id, members)}
-        branch = _branch_of(members[0].scope, block)
+        # a unit's parts (conv, bn, act) are one chain, not branches: no boxes around them
+        branch = None if _is_unit(model, block) else _branch_of(members[0].scope, block)
         if branch is None:
             graph.node(_node_id(node_id), label, **attrs)
             continue
         if branch not in branches:
             branches[branch] = graphviz.Digraph(f"cluster_{_node_id(branch)}")
-            branches[branch].attr(
-                label=branch.rsplit(".", 1)[-1], style="dashed", color="#bbbbbb", fontsize="9", fontname=_FONT
-            )
         branches[branch].node(_node_id(node_id), label, **attrs)
-    for sub in branches.values():
+    for index, (branch, sub) in enumerate(branches.items()):
+        # Each branch's name in the corner away from the middle (the last branch's on the right), in a
+        # margin wide enough that the edges into and out of the branch's nodes pass beside it, not through it.
+        sub.attr(
+            label=branch.rsplit(".", 1)[-1],
+            labeljust="l",
+            style="dashed",
+            margin="20",
+            color="#bbbbbb",
+            fontsize="9",
+            fontname=_FONT,
+        )
         graph.subgraph(sub)
 
     _input_node(graph)

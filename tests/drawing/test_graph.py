@@ -130,3 +130,26 @@ def test_cli_graph(tmp_path):
         result = run_cli(*bad)
         assert result.returncode == 2 and b"Traceback" not in result.stderr
         assert result.stderr.decode().strip().startswith("error:")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_cluster_labels_keep_off_boxes_and_edge_labels_and_units_have_no_clusters(traced):
+    """Where dot puts each branch's name: never on a box or a shape label (it was, as "branch1" and "conv"
+    were), and a unit's drawing (conv, batch norm, ReLU: one chain) has no boxes around its parts."""
+    from explorer.nets.units import ConvBnRelu
+    from tests.drawing.layout_check import label_collisions
+
+    traced = traced["released"]
+    model = traced.model
+    for block in model.block_names():
+        graph = block_graph(traced, block)
+        collisions = label_collisions(graph.source)
+        assert not [c for c in collisions if c[1] != "edge"], (block, collisions)
+    crossed = sum(bool(label_collisions(block_graph(traced, b).source)) for b in model.block_names())
+    assert crossed <= 2, crossed  # mixed_7a's branch2 (its label between two incoming edges) and one more at most
+    units = [name for name, m in model.named_modules() if isinstance(m, ConvBnRelu) and name.startswith("repeat_1.0")]
+    for unit in units:
+        assert "cluster" not in block_graph(traced, unit).source, unit
+        assert not label_collisions(block_graph(traced, unit).source), unit
+    expanded = label_collisions(network_graph(traced, "expanded").source)
+    assert not [c for c in expanded if c[1] != "edge"], expanded

@@ -255,9 +255,9 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
         if branch not in branches:
             branches[branch] = graphviz.Digraph(f"cluster_{_node_id(branch)}")
         branches[branch].node(_node_id(node_id), label, **attrs)
-    for index, (branch, sub) in enumerate(branches.items()):
-        # Each branch's name in the corner away from the middle (the last branch's on the right), in a
-        # margin wide enough that the edges into and out of the branch's nodes pass beside it, not through it.
+    for branch, sub in branches.items():
+        # Each branch's name in its left corner, in a margin wide enough that the edges into and out of the
+        # branch's nodes (in the middle) pass beside it, not through it.
         sub.attr(
             label=branch.rsplit(".", 1)[-1],
             labeljust="l",

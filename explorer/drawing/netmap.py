@@ -185,6 +185,7 @@ class Cluster:
     label: str
     box: tuple[float, float, float, float]  # x0, y0, x1, y1
     colour: str
+    label_at: tuple[float, float] | None = None  # the label's centre, where dot kept room for it
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def layout(graph: graphviz.Digraph) -> MapDrawing:
     for obj in data.get("objects", []):
         if "bb" in obj:  # a cluster
             x0, y0, x1, y1 = (float(v) for v in obj["bb"].split(","))
-            clusters.append(Cluster(obj.get("label", ""), (x0, y0, x1, y1), obj.get("color", "#bbbbbb")))
+            label_at = tuple(float(v) for v in obj["lp"].split(",")) if "lp" in obj else None
+            clusters.append(Cluster(obj.get("label", ""), (x0, y0, x1, y1), obj.get("color", "#bbbbbb"), label_at))
             continue
         x, y = (float(v) for v in obj["pos"].split(","))
         boxes.append(
@@ -259,8 +261,11 @@ def figure(drawn: MapDrawing, selected: str = "", hover: dict[str, str] | None =
     for cluster in drawn.clusters:
         x0, y0, x1, y1 = cluster.box
         fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": "#bbbbbb", "dash": "dot"}, layer="below")
-        fig.add_annotation(x=(x0 + x1) / 2, y=y1, text=cluster.label, showarrow=False, yanchor="top",
-                           font={"size": 10, "color": "#888888"})  # fmt: skip
+        # where dot laid the label out (the corner it kept free of boxes and lines), not on the cluster's top edge
+        x, y = cluster.label_at or ((x0 + x1) / 2, y1)
+        anchor = {"y": y, "yanchor": "middle"} if cluster.label_at else {"y": y, "yanchor": "top"}
+        text = cluster.label.replace("\\l", "<br>").removesuffix("<br>")
+        fig.add_annotation(x=x, text=text, showarrow=False, font={"size": 10, "color": "#888888"}, **anchor)
     xs: list[float | None] = []
     ys: list[float | None] = []
     for line in drawn.lines:

@@ -153,3 +153,19 @@ def test_cluster_labels_keep_off_boxes_and_edge_labels_and_units_have_no_cluster
         assert not label_collisions(block_graph(traced, unit).source), unit
     expanded = label_collisions(network_graph(traced, "expanded").source)
     assert not [c for c in expanded if c[1] != "edge"], expanded
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_the_maps_cluster_labels_are_where_dot_kept_room_for_them(traced):
+    """The network map draws dot's layout with plotly: each branch's name goes where dot put it (clear of the
+    boxes), not on the cluster's top edge, where it sat on the first box and its incoming line."""
+    from explorer.drawing.netmap import figure, layout
+
+    drawn = layout(block_graph(traced["released"], "repeat_1.0"))
+    assert {c.label for c in drawn.clusters} == {"branch0", "branch1"}
+    notes = {a.text: (a.x, a.y) for a in figure(drawn).layout.annotations}
+    for cluster in drawn.clusters:
+        assert notes[cluster.label] == cluster.label_at
+        x, y = cluster.label_at
+        for box in drawn.boxes:
+            assert not (abs(x - box.x) < box.width / 2 and abs(y - box.y) < box.height / 2), (cluster.label, box.label)

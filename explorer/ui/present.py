@@ -30,7 +30,10 @@ PRESENTER_CSS = """
 }
 div[class*="st-key-step_"] button { min-height: 3.2rem; font-size: 1.35rem; width: 100%; }
 div[data-testid="stMainBlockContainer"] { padding-top: 4.5rem; }
-.st-key-leave_present { position: fixed; top: 0.6rem; right: 3.5rem; width: auto !important; z-index: 1000000; }
+/* in the bottom corner: the header holds the page links and, while a page runs, Streamlit's "Running... Stop",
+   which covered the button there */
+.st-key-leave_present { position: fixed; bottom: 1rem; right: 1.5rem; width: auto !important; z-index: 1000000; }
+.st-key-leave_present button { background: #ffffff; border: 1px solid #d0d0d0; box-shadow: 0 1px 6px #0002; }
 </style>
 """
 

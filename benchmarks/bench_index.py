@@ -97,6 +97,7 @@ def tensors_part(batch: int, batches: int) -> dict:
             top.add(maxima, positions, means, ids)
 
         results["ours (index step + top-K merge)"] = rate(ours, batches, batch)
+        results["ours: the step alone (no merge, no normalising)"] = rate(lambda: step(x), batches, batch)
         results["peer (timm, hooks, maps to host, topk on host)"] = peer_rate(
             model, crops, dtype, max(2, batches // 10)
         )
@@ -248,16 +249,19 @@ def compare(a: Path, b: Path) -> dict:
     listed = [json.loads((p / "manifest.json").read_text())["images"] for p in (a, b)]
     if listed[0] != listed[1]:
         return {"same images listed": False}
-    same = slots = 0
+    same = slots = placed = 0
     worst = 0.0
     for block in json.loads((b / "manifest.json").read_text())["blocks"]:
         x, y = (np.load(p / f"{block['name']}.npz") for p in (a, b))
-        same += int((x["images"] == y["images"]).sum())
+        agree = x["images"] == y["images"]
+        same += int(agree.sum())
+        placed += int((agree & (x["positions"] == y["positions"]).all(-1)).sum())
         slots += x["images"].size
         worst = max(worst, float(np.abs(x["values"] - y["values"]).max() / np.abs(y["values"]).max()))
     return {
         "same images listed": True,
         "same image": same / slots,
+        "same image and position": placed / slots,
         "largest value difference (of the block's largest)": worst,
     }
 

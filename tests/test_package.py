@@ -43,7 +43,16 @@ def installed(tmp_path_factory) -> Path:
     (wheel,) = (work / "dist").glob("*.whl")
     venv = work / "venv"
     run([sys.executable, "-m", "venv", str(venv)])  # from the base interpreter: none of .venv's packages
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)])
+    # The dependencies are the test environment's (torch alone took most of a minute to unpack again), seen
+    # through a .pth file after the venv's own packages; `pip check` then holds the wheel's declared
+    # requirements against them, as pip's resolver would. The checkout itself is never on the path.
+    python = str(venv / "bin" / "python")
+    own = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    theirs = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    Path(own, "test-dependencies.pth").write_text("\n".join(theirs) + "\n")
+    run([python, "-m", "pip", "uninstall", "--quiet", "--yes", "setuptools"])  # the venv's own, older: theirs
+    run([python, "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)])
+    run([python, "-m", "pip", "check"])
     return venv / "bin"
 
 

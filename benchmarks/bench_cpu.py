@@ -65,11 +65,14 @@ def main() -> None:
     peer = timm.create_model("inception_resnet_v2", pretrained=False).eval()
     model = build_model("released")
     fast = inference_copy(model)
+    fast_cl = inference_copy(model).to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
     fp32 = Engine(build_model("released"), WeightsInfo("random", random=True), device="cpu", cpu_dtype=torch.float32)
     contenders = {
         "timm forward": lambda: peer(x),
         "ours forward (as built)": lambda: model(x),
         "ours forward (engine's copy: BN folded, heads merged)": lambda: fast(x),
+        "ours forward (engine's copy, channels-last: the engine's layout)": lambda: fast_cl(x_cl),
         "ours full single-image path, fp32 (preprocess, forward, all maps)": lambda: fp32.run(image),
     }
     if cpu_bf16_native():  # the engine's default here; where bf16 is not native, fp32 is the default
@@ -95,6 +98,7 @@ def main() -> None:
     base = statistics.median(times["timm forward"])
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"native bf16 (AVX512-BF16 or AMX): {cpu_bf16_native()}; flags: {cpu_flags()}")
+    print(f"kernels: {torch.backends.cpu.get_cpu_capability()} (ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA may cap them)")
     print(f"{args.repeats} interleaved rounds")
     print(f"{'contender':<62} {'median ms':>10} {'x timm forward':>15}")
     for name, values in times.items():

@@ -121,9 +121,9 @@ class GpuRunner:
 
 
 class CpuRunner:
-    """The inference copy on the CPU, block by block (explorer.runtime.pipeline.streamed_pipeline), in ``dtype``
-    channels-last where that is bf16. One batch at a time, under ``lock``: torch already spreads each over every
-    core, and concurrent requests would only make them fight over the same cores."""
+    """The inference copy on the CPU, block by block (explorer.runtime.pipeline.streamed_pipeline), in ``dtype``,
+    channels-last. One batch at a time, under ``lock``: torch already spreads each over every core, and
+    concurrent requests would only make them fight over the same cores."""
 
     def __init__(
         self,
@@ -133,8 +133,9 @@ class CpuRunner:
         top_k: int,
         lock: threading.Lock,
     ) -> None:
-        # bf16 weights channels-last where the CPU computes bf16 natively; as they are (float32) elsewhere
-        self.model = model if dtype == torch.float32 else model.to(dtype, memory_format=torch.channels_last)
+        # Channels-last in float32 as well as bf16: oneDNN's convolutions run faster in it (all maps, one image:
+        # 1.12 x timm's forward in NCHW, 0.99 x channels-last, on 2 AVX2 cores; 1.18 x and 1.06 x with AVX-512).
+        self.model = model.to(dtype, memory_format=torch.channels_last)
         self.preprocessing, self.dtype, self.top_k, self._lock = preprocessing, dtype, top_k, lock
 
     def __call__(self, images: Sequence[Image.Image]) -> Run:
@@ -142,8 +143,7 @@ class CpuRunner:
         crops = [crop_for_network(image, self.preprocessing) for image in images]
         x = torch.cat([to_tensor(crop, self.preprocessing) for crop in crops])
         ready = time.perf_counter()
-        if self.dtype != torch.float32:
-            x = x.to(self.dtype, memory_format=torch.channels_last)
+        x = x.to(self.dtype, memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
             packed, layout = streamed_pipeline(self.model, x, self.top_k)
         computed = time.perf_counter()

@@ -115,7 +115,7 @@ def network_graph(traced: TracedNetwork, level: str = "overview", direction: str
             target.attr(
                 label=comp.title.replace(" x", "\\lx").replace(" (", "\\l(") + "\\l",  # lines to the left
                 labeljust="l",
-                margin="20",
+                margin="44",
                 fontsize="10",
                 style="rounded",
                 color=COMPONENT_COLOURS[comp.key],
@@ -255,12 +255,16 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
         if branch not in branches:
             branches[branch] = graphviz.Digraph(f"cluster_{_node_id(branch)}")
         branches[branch].node(_node_id(node_id), label, **attrs)
-    for branch, sub in branches.items():
-        # Each branch's name in its left corner, in a margin wide enough that the edges into and out of the
-        # branch's nodes (in the middle) pass beside it, not through it.
+    residual = isinstance(model.get_submodule(block), InceptionResNetBlock)
+    for index, (branch, sub) in enumerate(branches.items()):
+        # Each branch's name in a corner, in a margin wide enough that the edges into and out of the branch's
+        # nodes (in the middle) pass beside it, not through it: the left one, but the right one for the last
+        # branch of a block without a shortcut (the input's line comes to it from the left; in a residual
+        # block the shortcut runs down its right).
+        outer = index == len(branches) - 1 and index > 0 and not residual
         sub.attr(
             label=branch.rsplit(".", 1)[-1],
-            labeljust="l",
+            labeljust="r" if outer else "l",
             style="dashed",
             margin="20",
             color="#bbbbbb",

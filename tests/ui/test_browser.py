@@ -648,11 +648,11 @@ def test_presenter_mode_by_link_shows_the_tour_step_on_a_phone_and_a_projector(b
                 # folded away, with the page list inside it (Streamlit's place for it on a narrow screen)
                 opener.click()
                 tab.locator("[data-testid='stSidebarNav'] a", has_text="Network map").first.wait_for(timeout=10_000)
+            # one arrow on each button: its key's (not an icon's as well, "Next: Reduction-B → →")
+            for button, arrow, icon in (("Next", "→", "arrow_forward"), ("Previous", "←", "arrow_back")):
+                said = tab.locator("[data-testid='stButton'] button", has_text=f"{button}:").first.inner_text()
+                assert said.count(arrow) + said.count(icon) == 1, (size, said)
             if size == "projector":
-                # one arrow on each button: its key's (not an icon's as well, "Next: Reduction-B → →")
-                for button, arrow, icon in (("Next", "→", "arrow_forward"), ("Previous", "←", "arrow_back")):
-                    said = tab.locator("[data-testid='stButton'] button", has_text=f"{button}:").first.inner_text()
-                    assert said.count(arrow) + said.count(icon) == 1, said
                 # type enlarged for the room; the arrow key moves on, and the address follows
                 assert tab.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)") > 20
                 tab.keyboard.press("ArrowRight")

@@ -6,7 +6,8 @@ check    the GPU's index of the tests' folder against the CPU's float32 one (flo
 tensors  from decoded crops already on the device, at one batch size, bf16 channels-last on a GPU:
          - ours: the index's step (explorer.channels.forward.ChannelMaxima, torch.compile'd: every block's channel
            max, argmax and mean reduced where the maps lie) and the running top-K merge on the device;
-         - bare: our inference copy's forward_features, torch.compile'd, nothing reduced;
+         - bare: our inference copy's forward_features, torch.compile'd, nothing reduced (both from the same
+           decoded uint8 crops, normalised on the device; also from an input already normalised);
          - peer (the usual way): timm eager, forward hooks on every block copying its output to the host, where
            each block's per-channel max and torch.topk over the batch are merged into the running top-K.
 files    a generated folder of JPEGs (500x375, ImageNet validation's usual size), the whole command's work
@@ -84,16 +85,19 @@ def tensors_part(batch: int, batches: int) -> dict:
     results = {}
     with torch.inference_mode():
         bare = torch.compile(fast.forward_features, dynamic=False)
-        results["bare compiled forward"] = rate(lambda: bare(x), batches, batch)
+
+        def prepared() -> torch.Tensor:  # decoded crops (uint8) as the network's input: both pipelines do it
+            return normalise(crops, TF_IN1K).to(dtype).contiguous(memory_format=torch.channels_last)
+
+        results["bare compiled forward"] = rate(lambda: bare(prepared()), batches, batch)
+        results["bare compiled forward, input already normalised"] = rate(lambda: bare(x), batches, batch)
         step = torch.compile(ChannelMaxima(fast, packed=True), dynamic=False)
         channels = step(x)[0].shape[1]
         top = ChannelTop.empty(channels, K, device)
         ids = torch.arange(batch, device=device)
 
         def ours() -> None:
-            maxima, positions, means = step(
-                normalise(crops, TF_IN1K).to(dtype).contiguous(memory_format=torch.channels_last)
-            )
+            maxima, positions, means = step(prepared())
             top.add(maxima, positions, means, ids)
 
         results["ours (index step + top-K merge)"] = rate(ours, batches, batch)

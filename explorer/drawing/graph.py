@@ -14,6 +14,7 @@ Every edge carries the shape of the tensor on it (height x width x channels).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import graphviz
@@ -116,7 +117,7 @@ def network_graph(traced: TracedNetwork, level: str = "overview", direction: str
                 label=comp.title.replace(" x", "\\lx").replace(" (", "\\l(") + "\\l",  # lines to the left
                 labeljust="l",
                 margin="44",
-                fontsize="10",
+                fontsize="9",
                 style="rounded",
                 color=COMPONENT_COLOURS[comp.key],
                 fontname=_FONT,
@@ -228,6 +229,40 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
     if block not in names and not _is_unit(traced.model, block):
         raise ValueError(f"unknown block {block!r}; blocks are: {', '.join(names)}")
     model = traced.model
+    residual = isinstance(model.get_submodule(block), InceptionResNetBlock)
+    graph = _block_drawing(traced, block, direction, frozenset())
+    if not residual and direction in ("BT", "TB") and graph.source.count("subgraph cluster_") > 1:
+        # Each branch's name goes in the corner away from the lines that come from the input: the left one
+        # for a branch left of the input, the right one for a branch right of it. Where that is shows only
+        # once dot has laid the drawing out. (In a residual block the shortcut runs down the right side: the
+        # left corners stay free.)
+        right = _right_of_input(graph)
+        if right:
+            graph = _block_drawing(traced, block, direction, right)
+    return graph
+
+
+def _right_of_input(graph: graphviz.Digraph) -> frozenset[str]:
+    """The clusters whose middle lies right of the input node, once dot has laid ``graph`` out (none without dot)."""
+    try:
+        laid = json.loads(graph.pipe(format="json0"))
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError):
+        return frozenset()
+    objects = laid.get("objects", [])
+    where = next((float(o["pos"].split(",")[0]) for o in objects if o.get("name") == "input" and "pos" in o), None)
+    if where is None:
+        return frozenset()
+    found = set()
+    for cluster in (o for o in objects if o.get("name", "").startswith("cluster_") and "bb" in o):
+        x0, _, x1, _ = (float(v) for v in cluster["bb"].split(","))
+        if (x0 + x1) / 2 > where:
+            found.add(cluster["name"])
+    return frozenset(found)
+
+
+def _block_drawing(traced: TracedNetwork, block: str, direction: str, right: frozenset[str]) -> graphviz.Digraph:
+    """:func:`block_graph`'s drawing, the clusters named in ``right`` with their names in the right corner."""
+    model = traced.model
     ops = traced.ops_in(block)
     key = ops[0].component
     graph = _digraph(f"{model.config.variant}-{block}", direction, ranksep=0.3)
@@ -255,16 +290,13 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
         if branch not in branches:
             branches[branch] = graphviz.Digraph(f"cluster_{_node_id(branch)}")
         branches[branch].node(_node_id(node_id), label, **attrs)
-    residual = isinstance(model.get_submodule(block), InceptionResNetBlock)
-    for index, (branch, sub) in enumerate(branches.items()):
-        # Each branch's name in a corner, in a margin wide enough that the edges into and out of the branch's
-        # nodes (in the middle) pass beside it, not through it: the left one, but the right one for the last
-        # branch of a block without a shortcut (the input's line comes to it from the left; in a residual
-        # block the shortcut runs down its right).
-        outer = index == len(branches) - 1 and index > 0 and not residual
+    for branch, sub in branches.items():
+        # Each branch's name in a corner (see block_graph), in a margin wide enough that the lines into and out
+        # of the branch's nodes (in the middle) pass beside it, not through it.
+        name = f"cluster_{_node_id(branch)}"
         sub.attr(
             label=branch.rsplit(".", 1)[-1],
-            labeljust="r" if outer else "l",
+            labeljust="r" if name in right else "l",
             style="dashed",
             margin="20",
             color="#bbbbbb",

@@ -14,7 +14,6 @@ Every edge carries the shape of the tensor on it (height x width x channels).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import graphviz
@@ -23,6 +22,7 @@ from torch import nn
 from explorer.analysis.summary import shape_text
 from explorer.analysis.tracing import Operation, trace_operations
 from explorer.drawing.palette import COMPONENT_COLOURS
+from explorer.drawing.placement import clusters_right_of
 from explorer.nets import (
     ConvBnRelu,
     InceptionNetwork,
@@ -236,28 +236,10 @@ def block_graph(traced: TracedNetwork, block: str, direction: str = "BT") -> gra
         # for a branch left of the input, the right one for a branch right of it. Where that is shows only
         # once dot has laid the drawing out. (In a residual block the shortcut runs down the right side: the
         # left corners stay free.)
-        right = _right_of_input(graph)
+        right = clusters_right_of(graph, "input")
         if right:
             graph = _block_drawing(traced, block, direction, right)
     return graph
-
-
-def _right_of_input(graph: graphviz.Digraph) -> frozenset[str]:
-    """The clusters whose middle lies right of the input node, once dot has laid ``graph`` out (none without dot)."""
-    try:
-        laid = json.loads(graph.pipe(format="json0"))
-    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError):
-        return frozenset()
-    objects = laid.get("objects", [])
-    where = next((float(o["pos"].split(",")[0]) for o in objects if o.get("name") == "input" and "pos" in o), None)
-    if where is None:
-        return frozenset()
-    found = set()
-    for cluster in (o for o in objects if o.get("name", "").startswith("cluster_") and "bb" in o):
-        x0, _, x1, _ = (float(v) for v in cluster["bb"].split(","))
-        if (x0 + x1) / 2 > where:
-            found.add(cluster["name"])
-    return frozenset(found)
 
 
 def _block_drawing(traced: TracedNetwork, block: str, direction: str, right: frozenset[str]) -> graphviz.Digraph:

@@ -93,7 +93,9 @@ def head_shapes(model: InceptionNetwork, classes: int) -> HeadShapes:
         meta = model_from_config(model.config, seed=None, device="meta")
     feature_map = meta.forward_features(x)
     pooled = meta.global_pool(feature_map)
-    classifier = sum(p.numel() for p in model.classifier.parameters())
+    # the new head replaces the old one whole: its classifier and, in a Keras head, the hidden layers before it
+    old_head = [model.classifier] + ([model.head_hidden] if model.head_hidden is not None else [])
+    classifier = sum(p.numel() for part in old_head for p in part.parameters())
     return HeadShapes(
         input=tuple(x.shape),
         feature_map=tuple(feature_map.shape),

@@ -48,3 +48,11 @@ def test_a_new_head_replaces_a_keras_models_hidden_layers_too(tmp_path):
     with torch.no_grad():
         pooled = model.global_pool(model.forward_features(x))  # the backbone is the same network's
         torch.testing.assert_close(loaded(x).softmax(1), head.probabilities(pooled))
+
+
+def test_the_frozen_count_leaves_out_a_keras_heads_hidden_layers():
+    from explorer.lessons.transfer import head_shapes
+
+    plain = head_shapes(model_from_config(make_config("released"), seed=None, device="meta"), 2)
+    keras = head_shapes(model_from_config(make_config("released", head_hidden=(64,), num_classes=3), device="meta"), 2)
+    assert keras.frozen_params == plain.frozen_params == 55_843_464 - 1_537_000  # the backbone's alone

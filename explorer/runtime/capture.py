@@ -77,9 +77,11 @@ class CapturedPipeline:
         dtype: torch.dtype = torch.bfloat16,
         compile: bool = False,
         overlap: bool = True,
+        steps: PipelineSteps | None = None,
     ) -> None:
         device = next(model.parameters()).device
-        steps = PipelineSteps.compiled(model) if compile else PipelineSteps.eager(model)
+        if steps is None:  # given: compiled ahead of time (explorer.runtime.ahead)
+            steps = PipelineSteps.compiled(model) if compile else PipelineSteps.eager(model)
         autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
         # A normal tensor, not an inference one: calls copy into it outside inference mode.
         self.input = torch.zeros(batch_size, 3, input_size, input_size, device=device)

@@ -85,30 +85,32 @@ def head_part(model: InceptionNetwork, features: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class PipelineSteps:
-    """The callables :func:`pipeline` runs: each group's forward, a group's reduction, the head.
+    """The callables :func:`pipeline` runs: each group's forward, each group's reduction, the head.
 
     Plain eager modules and functions by default; :meth:`compiled` swaps in torch.compile'd ones
     (one compiled forward per group, so that each group's maps can be reduced, on a second CUDA
-    stream, while the next groups run). Built once per model and reused.
+    stream, while the next groups run); explorer.runtime.ahead loads ones compiled ahead of time in
+    another process. Built once per model and reused.
     """
 
     groups: list[BlockGroup]
     forwards: list[Callable[[Tensor], tuple[list[Tensor], list[Tensor]]]]
-    reduce: Callable[..., Tensor] = reduce_group
+    reduces: list[Callable[[list[Tensor], Tensor, list[Tensor], int], Tensor]]
     head: Callable[[InceptionNetwork, Tensor], Tensor] = head_part
 
     @classmethod
     def eager(cls, model: InceptionNetwork) -> PipelineSteps:
         groups = block_groups(model)
-        return cls(groups, list(groups))
+        return cls(groups, list(groups), [reduce_group] * len(groups))
 
     @classmethod
     def compiled(cls, model: InceptionNetwork) -> PipelineSteps:
         groups = block_groups(model)
+        reduce = torch.compile(reduce_group, dynamic=False)
         return cls(
             groups,
             [torch.compile(group, dynamic=False) for group in groups],
-            torch.compile(reduce_group, dynamic=False),
+            [reduce] * len(groups),
             torch.compile(head_part, dynamic=False),
         )
 
@@ -135,12 +137,12 @@ def pipeline(
     parts: list[Tensor] = []
     layout = Layout()
     kept: list[object] = []  # what the reduce stream reads stays referenced until it has joined
-    for group, forward in zip(steps.groups, steps.forwards, strict=True):
+    for group, forward, reduce in zip(steps.groups, steps.forwards, steps.reduces, strict=True):
         outputs, residuals = forward(x)
         if reduce_stream is not None:
             reduce_stream.wait_stream(main)
         with torch.cuda.stream(reduce_stream) if reduce_stream is not None else contextlib.nullcontext():
-            parts.append(steps.reduce(outputs, x, residuals, top_k))
+            parts.append(reduce(outputs, x, residuals, top_k))
         kept += [x, outputs, residuals]
         for name, output in zip(group.names, outputs, strict=True):
             layout.add(name, output, top_k, 4 if group.residual else 3)

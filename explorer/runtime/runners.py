@@ -17,10 +17,12 @@ from PIL import Image
 from torch import Tensor
 
 from explorer.nets import InceptionNetwork
+from explorer.runtime.ahead import Request, discard, ensure_built, load_steps
 from explorer.runtime.capture import GPU, CapturedPipeline
 from explorer.runtime.packing import Layout
 from explorer.runtime.pipeline import streamed_pipeline
 from explorer.runtime.preprocessing import Preprocessing, crop_for_network, crop_on_device, normalise, to_tensor
+from explorer.text.messages import headline
 
 #: What a runner gives back: the rows, their layout, each image's crop (uint8 HWC) and the timings in seconds.
 Run = tuple[np.ndarray, Layout, list[np.ndarray], dict[str, float]]
@@ -30,8 +32,9 @@ class GpuRunner:
     """The inference copy on the GPU, bf16 channels-last, one captured CUDA graph per batch size.
 
     A batch size's graph is captured from plain kernels when first asked for (a second), then swapped for
-    torch.compile'd ones when their compile, a minute or two on a thread of its own, is done. Replays go one at
-    a time, under ``lock``.
+    compiled ones: built ahead of time by a child process (explorer.runtime.ahead; minutes, once per torch
+    version, GPU, network and batch size, kept on disk), so that no image waits behind the compiler. When the
+    build is already on disk, the first capture loads it instead. Replays go one at a time, under ``lock``.
     """
 
     def __init__(
@@ -46,9 +49,11 @@ class GpuRunner:
     ) -> None:
         self.model = model.to(device, memory_format=torch.channels_last)
         self.preprocessing, self.device, self.dtype, self.top_k, self._lock = preprocessing, device, dtype, top_k, lock
-        # torch.compile fuses the per-block reductions (a minute or two of warm-up, once per engine);
-        # EXPLORER_COMPILE=0 keeps plain kernels, captured all the same.
-        self.compile = os.environ.get("EXPLORER_COMPILE", "1") != "0" if compile is None else compile
+        # Compiled kernels fuse the per-block reductions: built once per network, batch size, GPU and torch in a
+        # child process (EXPLORER_COMPILE=1, the default), or by torch.compile on a thread here (=thread: where a
+        # torch's AOTInductor packages do not load; images slow down while it runs), or not at all (=0).
+        mode = os.environ.get("EXPLORER_COMPILE", "1") if compile is None else "1" if compile else "0"
+        self.compile = {"0": None, "thread": "thread"}.get(mode, "ahead")
         self.notes: tuple[str, ...] = ()  # what went wrong in the background, for every later result
         self._graphs: dict[int, CapturedPipeline] = {}
         self._upgrades: dict[int, threading.Thread] = {}  # batch size -> its compile, in the background
@@ -58,10 +63,15 @@ class GpuRunner:
     def captured(self, batch_size: int) -> CapturedPipeline:
         """The graph in place for a batch size, captured now if it is the first time (call under the lock)."""
         if batch_size not in self._graphs:
-            size = self.preprocessing.input_size
-            self._graphs[batch_size] = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype)
-            if self.compile and batch_size not in self._upgrades:
-                upgrade = threading.Thread(target=self._compile, args=(batch_size,), daemon=True)
+            request = self._request(batch_size)
+            if request is not None and (request.folder() / "manifest.json").exists():
+                self._graphs[batch_size] = self._load(request)  # None when it fails: plain kernels then
+            if self._graphs.get(batch_size) is None:
+                size = self.preprocessing.input_size
+                self._graphs[batch_size] = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype)
+            if self.compile and batch_size not in self.compiled and batch_size not in self._upgrades:
+                build = self._compile if request is not None else self._compile_here
+                upgrade = threading.Thread(target=build, args=(request or batch_size,), daemon=True)
                 upgrade.name = f"explorer-compile-{batch_size}"
                 self._upgrades[batch_size] = upgrade
                 upgrade.start()
@@ -74,17 +84,58 @@ class GpuRunner:
         with self._lock:
             self.captured(1)
 
-    def _compile(self, batch_size: int) -> None:
+    def _request(self, batch_size: int) -> Request | None:
+        if self.compile != "ahead":
+            return None
+        precision = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+        size = self.preprocessing.input_size
+        return Request(self.model.config, str(self.device), batch_size, self.top_k, size, precision)
+
+    def _load(self, request: Request) -> CapturedPipeline | None:
+        """The compiled graph from a finished build (call under the lock), or None, with a note, if it fails."""
+        try:
+            steps = load_steps(request.folder(), self.model, request)
+            size = self.preprocessing.input_size
+            graph = CapturedPipeline(self.model, request.batch_size, self.top_k, size, self.dtype, steps=steps)
+        except Exception as error:  # a damaged build: the plain kernels keep serving, and it is built again
+            self.notes += (f"the compiled pipeline did not load ({_cause(error)}); running uncompiled kernels",)
+            discard(request)
+            return None
+        self.compiled.add(request.batch_size)
+        return graph
+
+    def _compile(self, request: Request) -> None:
+        """Build in a child process (this thread waits without the interpreter), then load and swap in."""
+        if request.batch_size in self.compiled:
+            return
+        try:
+            ensure_built(request)
+        except Exception as error:  # compilers fail in many ways; the plain kernels keep serving
+            self.notes += (f"compiling failed ({_cause(error)}); running uncompiled kernels",)
+            return
+        with self._lock:  # no call is replaying the old graph while it is swapped
+            if not self.stopped:
+                graph = self._load(request)
+                if graph is not None:
+                    self._graphs[request.batch_size] = graph
+
+    def _compile_here(self, batch_size: int) -> None:
+        """torch.compile on this thread (a minute or two, holding the interpreter much of it), then swap in."""
         size = self.preprocessing.input_size
         try:
             graph = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype, compile=True)
         except Exception as error:  # compilers fail in many ways; the plain kernels keep serving
-            self.notes += (f"torch.compile failed ({type(error).__name__}); running uncompiled kernels",)
+            self.notes += (f"torch.compile failed ({_cause(error)}); running uncompiled kernels",)
             return
-        with self._lock:  # no call is replaying the old graph while it is swapped
+        with self._lock:
             if not self.stopped:
                 self._graphs[batch_size] = graph
                 self.compiled.add(batch_size)
+
+    def compiling(self, batch_size: int = 1) -> bool:
+        """Whether a batch size's compiled graph is still being built or loaded."""
+        upgrade = self._upgrades.get(batch_size)
+        return upgrade is not None and upgrade.is_alive()
 
     def wait_compiled(self, batch_size: int = 1, timeout: float | None = None) -> bool:
         """Wait for a batch size's compiled graph (benchmarks, tests); whether it is in place."""
@@ -149,3 +200,7 @@ class CpuRunner:
         computed = time.perf_counter()
         host_crops = [np.asarray(crop, dtype=np.uint8).copy() for crop in crops]
         return packed.numpy(), layout, host_crops, {"preprocess": ready - start, "forward and maps": computed - ready}
+
+
+def _cause(error: Exception) -> str:
+    return headline(str(error)) or type(error).__name__

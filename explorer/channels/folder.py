@@ -22,7 +22,8 @@ class FolderError(ValueError):
 def list_files(folder: str | Path) -> list[str]:
     """Every file below ``folder``, as sorted POSIX paths relative to it (the order ties are broken by).
 
-    Hidden files and folders (a name starting with '.': ``.git``, ``.DS_Store``) are passed over.
+    Hidden files and folders (a name starting with '.': ``.git``, ``.DS_Store``) are passed over, and so is
+    anything that is not a regular file: reading a named pipe or a device would wait or never end.
     """
     root = Path(folder)
     if not root.exists():
@@ -32,7 +33,8 @@ def list_files(folder: str | Path) -> list[str]:
     found = []
     for where, folders, files in os.walk(root):
         folders[:] = [f for f in folders if not f.startswith(".")]
-        found += [Path(where, name).relative_to(root).as_posix() for name in files if not name.startswith(".")]
+        regular = [name for name in files if not name.startswith(".") and Path(where, name).is_file()]
+        found += [Path(where, name).relative_to(root).as_posix() for name in regular]
     if not found:
         raise FolderError(f"{folder} holds no files")
     return sorted(found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -39,6 +40,7 @@ def one_line_error(argv, capsys) -> str:
 
 def test_empty_folders_and_folders_without_images_are_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "empty" / "pipe.jpg")  # not a file to read: reading it would wait for a writer forever
     out = tmp_path / "out"
     args = ["--out", str(out), "--weights", "random", "--repeats", "1", "1", "1", "--workers", "0"]
     assert "holds no files" in one_line_error(["index", str(tmp_path / "empty"), *args], capsys)

@@ -13,6 +13,7 @@ os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="explorer-hf-cache-")
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a closed port
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["EXPLORER_WEIGHTS"] = "random"
+os.environ["EXPLORER_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="explorer-compiled-")
 
 import pytest
 import torch
@@ -23,6 +24,23 @@ from explorer.runtime import cpu_bf16_native, precision_allowed
 from explorer.runtime.images import SAMPLES_DIR
 
 SAMPLES = SAMPLES_DIR
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the ahead-of-time build test_ahead.py checks, if it is to run: it compiles in the background."""
+    from tests import ahead_build
+
+    if any(item.nodeid.startswith(ahead_build.TEST_FILE) for item in session.items):
+        ahead_build.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests import ahead_build
+
+    if ahead_build._build is not None:
+        ahead_build._build.remove()
+
+
 #: What the CPU engine runs in by default here: bf16 where the CPU has it natively (and EXPLORER_PRECISION does
 #: not ask for fp32), else fp32.
 CPU_PRECISION = "bf16" if cpu_bf16_native() and precision_allowed() else "fp32"

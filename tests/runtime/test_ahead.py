@@ -8,28 +8,20 @@ import shutil
 import pytest
 import torch
 
-from explorer.nets import build_model
 from explorer.runtime.ahead import BuildError, Request, ensure_built, load_steps
-from explorer.runtime.fastpath import inference_copy
 from explorer.runtime.images import load_image
 from explorer.runtime.pipeline import pipeline
 from explorer.runtime.preprocessing import crop_for_network, to_tensor
-
-SIZE = 139  # the smallest multiple of the network's strides worth a crop; the build is per input size
-
-
-def _network(seed: int) -> torch.nn.Module:
-    model = inference_copy(build_model("paper-v2", seed=seed, repeats=(1, 1, 1))).eval().requires_grad_(False)
-    return model.to(memory_format=torch.channels_last)
+from tests import ahead_build
+from tests.ahead_build import SIZE, network
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    model = _network(seed=7)  # not the build's own weights (seed 0): the packages must read the engine's
-    request = Request(model.config, "cpu", 1, 8, SIZE, "fp32")
-    root = tmp_path_factory.mktemp("compiled")
-    folder, fresh = ensure_built(request, root)
-    return model, request, root, folder, fresh
+def built():
+    build = ahead_build.current()  # started with the session: it compiled while the tests before this ran
+    folder, fresh = build.result()
+    model = network(seed=7)  # not the build's own weights (seed 0): the packages must read the engine's
+    return model, build.request, build.root, folder, fresh
 
 
 def test_the_compiled_steps_give_the_eager_pipelines_rows(built, sample_paths):
@@ -57,7 +49,7 @@ def test_a_finished_build_is_found_and_other_settings_get_their_own(built):
 
 
 def test_a_build_that_fails_says_why_and_leaves_nothing(tmp_path):
-    model = _network(seed=0)
+    model = network(seed=0)
     request = Request(model.config, "cpu", 1, 8, 20, "fp32")  # too small an input for the stem's strides
     with pytest.raises(BuildError, match=r"too small|size") as failure:
         ensure_built(request, tmp_path)
@@ -75,10 +67,6 @@ def test_a_damaged_or_foreign_build_is_refused(built, tmp_path):
     (damaged / "head.pt2").write_bytes((folder / "head.pt2").read_bytes()[:1000])
     with pytest.raises(BuildError, match=r"head\.pt2 in .* does not load"):
         load_steps(damaged, model, request)
-    other = _network_of_other_shape()
+    other = network(seed=0, repeats=(2, 1, 1))
     with pytest.raises(BuildError, match="does not match this network"):
         load_steps(folder, other, request)
-
-
-def _network_of_other_shape() -> torch.nn.Module:
-    return inference_copy(build_model("paper-v2", seed=0, repeats=(2, 1, 1))).eval()

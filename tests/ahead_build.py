@@ -1,8 +1,5 @@
-"""The small network's build ahead of time for tests/runtime/test_ahead.py, started as the session starts.
-
-The build is a child process compiling C++ (about 90 s on 2 cores) at a lower priority than the tests
-(explorer.runtime.ahead nices it), so it takes the CPU the tests before it leave idle instead of adding
-its whole time to the suite's. The test waits for it.
+"""The small network's build ahead of time that tests/runtime/test_ahead.py checks: one build a session, in a
+child process (85-100 s of C++ compiling on 2 cores), removed when the session ends.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from explorer.runtime.ahead import Request, ensure_built
 from explorer.runtime.fastpath import inference_copy
 
 SIZE = 139  # a small input: a build is per input size, and any size the network's strides take will do
-TEST_FILE = "tests/runtime/test_ahead.py"
 
 
 def network(seed: int, repeats: tuple[int, int, int] = (1, 1, 1)) -> torch.nn.Module:
@@ -64,7 +60,7 @@ def start() -> None:
 
 
 def current() -> Build:
-    if _build is None:  # a test run on its own (-k, a path) starts it when it needs it
+    if _build is None:
         start()
     assert _build is not None
     return _build

@@ -26,14 +26,6 @@ from explorer.runtime.images import SAMPLES_DIR
 SAMPLES = SAMPLES_DIR
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the ahead-of-time build test_ahead.py checks, if it is to run: it compiles in the background."""
-    from tests import ahead_build
-
-    if any(item.nodeid.startswith(ahead_build.TEST_FILE) for item in session.items):
-        ahead_build.start()
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from tests import ahead_build
 

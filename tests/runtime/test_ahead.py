@@ -18,7 +18,7 @@ from tests.ahead_build import SIZE, network
 
 @pytest.fixture(scope="module")
 def built():
-    build = ahead_build.current()  # started with the session: it compiled while the tests before this ran
+    build = ahead_build.current()
     folder, fresh = build.result()
     model = network(seed=7)  # not the build's own weights (seed 0): the packages must read the engine's
     return model, build.request, build.root, folder, fresh

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -96,6 +97,7 @@ def _device_kind(device: str) -> str:
     return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
 
 
+@functools.cache  # the source does not change under a running process
 def _source_digest() -> str:
     """The source of what the steps are made of: the networks and the pipeline's modules."""
     package = Path(__file__).resolve().parent.parent

@@ -65,8 +65,11 @@ class GpuRunner:
         if batch_size not in self._graphs:
             request = self._request(batch_size)
             if request is not None and (request.folder() / "manifest.json").exists():
-                self._graphs[batch_size] = self._load(request)  # None when it fails: plain kernels then
-            if self._graphs.get(batch_size) is None:
+                graph = self._load(request)  # None when it fails: plain kernels then
+                if graph is not None:
+                    self._graphs[batch_size] = graph
+                    self.compiled.add(batch_size)
+            if batch_size not in self._graphs:
                 size = self.preprocessing.input_size
                 self._graphs[batch_size] = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype)
             if self.compile and batch_size not in self.compiled and batch_size not in self._upgrades:
@@ -92,7 +95,8 @@ class GpuRunner:
         return Request(self.model.config, str(self.device), batch_size, self.top_k, size, precision)
 
     def _load(self, request: Request) -> CapturedPipeline | None:
-        """The compiled graph from a finished build (call under the lock), or None, with a note, if it fails."""
+        """The compiled graph from a finished build, or None, with a note, if it fails (its capture goes through
+        the GPU gate, so it needs no lock: the caller swaps it in)."""
         try:
             steps = load_steps(request.folder(), self.model, request)
             size = self.preprocessing.input_size
@@ -101,7 +105,6 @@ class GpuRunner:
             self.notes += (f"the compiled pipeline did not load ({_cause(error)}); running uncompiled kernels",)
             discard(request)
             return None
-        self.compiled.add(request.batch_size)
         return graph
 
     def _compile(self, request: Request) -> None:
@@ -113,11 +116,11 @@ class GpuRunner:
         except Exception as error:  # compilers fail in many ways; the plain kernels keep serving
             self.notes += (f"compiling failed ({_cause(error)}); running uncompiled kernels",)
             return
+        graph = self._load(request)  # loaded and captured while the plain graph keeps serving
         with self._lock:  # no call is replaying the old graph while it is swapped
-            if not self.stopped:
-                graph = self._load(request)
-                if graph is not None:
-                    self._graphs[request.batch_size] = graph
+            if graph is not None and not self.stopped:
+                self._graphs[request.batch_size] = graph
+                self.compiled.add(request.batch_size)
 
     def _compile_here(self, batch_size: int) -> None:
         """torch.compile on this thread (a minute or two, holding the interpreter much of it), then swap in."""

@@ -3,9 +3,12 @@
     python -m benchmarks.bench_index [--part tensors|files|cpu|all ...] [--batch-size 256] [--images N] [--json FILE]
 
 check    the GPU's index of the tests' folder against the CPU's float32 one (float32 and bf16, each decoder).
-tensors  from decoded crops already on the device, at one batch size, bf16 channels-last on a GPU:
-         - ours: the index's step (explorer.channels.forward.ChannelMaxima, torch.compile'd: every block's channel
-           max, argmax and mean reduced where the maps lie) and the running top-K merge on the device;
+tensors  from decoded crops already on the device (other images every batch, as over a real folder), at one batch
+         size, bf16 channels-last on a GPU:
+         - ours: the index's step (explorer.channels.forward.ChannelMaxima, torch.compile'd) and the running top-K
+           merge on the device, each batch merged once the next one's forward is queued, as build_index does;
+           twice: with each channel's maximum alone in the forward and its position located afterwards for the
+           entries that enter the top K (locate_later), and with max, position and mean found in the forward;
          - bare: our inference copy's forward_features, torch.compile'd, nothing reduced (both from the same
            decoded uint8 crops, normalised on the device; also from an input already normalised);
          - peer (the usual way): timm eager, forward hooks on every block copying its output to the host, where
@@ -26,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -39,7 +43,8 @@ from benchmarks.bench_cpu import cpu_flags  # noqa: E402
 from explorer.channels import build_index  # noqa: E402
 from explorer.channels.folder import list_files  # noqa: E402
 from explorer.channels.forward import ChannelMaxima  # noqa: E402
-from explorer.channels.indexer import gpu_crops  # noqa: E402
+from explorer.channels.indexer import LaunchedBatch  # noqa: E402
+from explorer.channels.nvjpeg import gpu_crops  # noqa: E402
 from explorer.channels.top import ChannelTop  # noqa: E402
 from explorer.nets import make_config  # noqa: E402
 from explorer.nets.loading import load_weights  # noqa: E402
@@ -63,7 +68,12 @@ def machine() -> str:
     return f"{gpu}; {name}, {os.cpu_count()} cores ({cpu_flags()}); torch {torch.__version__}"
 
 
-def rate(step, batches: int, batch: int, warmup: int = 3) -> float:
+WARMUP = 3
+OURS = "ours (index step + top-K merge; positions located later, the default on GPUs)"
+PEER = "peer (timm, hooks, maps to host, topk on host)"
+
+
+def rate(step, batches: int, batch: int, warmup: int = WARMUP) -> float:
     """Images per second over ``batches`` calls of ``step`` (after ``warmup``), the device synchronised."""
     for _ in range(warmup):
         step()
@@ -80,31 +90,44 @@ def tensors_part(batch: int, batches: int) -> dict:
     device, dtype = torch.device("cuda"), torch.bfloat16
     model, _ = load_weights("random", make_config("released"))
     fast = inference_copy(model).requires_grad_(False).to(device, dtype, memory_format=torch.channels_last)
-    crops = torch.randint(0, 256, (batch, 299, 299, 3), dtype=torch.uint8, device=device)
-    x = normalise(crops, TF_IN1K).to(dtype).contiguous(memory_format=torch.channels_last)
+    # Other images every batch, as over a real folder: how many enter a channel's top K falls as more are seen,
+    # and locating their maxima costs accordingly (the same batch again would enter nothing).
+    pool = [
+        torch.randint(0, 256, (batch, 299, 299, 3), dtype=torch.uint8, device=device) for _ in range(batches + WARMUP)
+    ]
+    turn = iter(range(10**9))
     results = {}
+
+    def prepared(crops: torch.Tensor) -> torch.Tensor:  # decoded crops (uint8) as the network's input: both do it
+        return normalise(crops, TF_IN1K).to(dtype).contiguous(memory_format=torch.channels_last)
+
+    def next_crops() -> tuple[torch.Tensor, torch.Tensor]:
+        i = next(turn)
+        return pool[i % len(pool)], torch.arange(i * batch, (i + 1) * batch, device=device)
+
+    x = prepared(pool[0])
     with torch.inference_mode():
         bare = torch.compile(fast.forward_features, dynamic=False)
-
-        def prepared() -> torch.Tensor:  # decoded crops (uint8) as the network's input: both pipelines do it
-            return normalise(crops, TF_IN1K).to(dtype).contiguous(memory_format=torch.channels_last)
-
-        results["bare compiled forward"] = rate(lambda: bare(prepared()), batches, batch)
+        results["bare compiled forward"] = rate(lambda: bare(prepared(next_crops()[0])), batches, batch)
         results["bare compiled forward, input already normalised"] = rate(lambda: bare(x), batches, batch)
-        step = torch.compile(ChannelMaxima(fast, packed=True), dynamic=False)
-        channels = step(x)[0].shape[1]
-        top = ChannelTop.empty(channels, K, device)
-        ids = torch.arange(batch, device=device)
+        for name, keep_maps in ((OURS, True), ("ours, positions found inline", False)):
+            step = torch.compile(ChannelMaxima(fast, packed=not keep_maps, keep_maps=keep_maps), dynamic=False)
+            channels = step(x)[0].shape[1]
+            top, queued = ChannelTop.empty(channels, K, device), deque()
 
-        def ours() -> None:
-            maxima, positions, means = step(prepared())
-            top.add(maxima, positions, means, ids)
+            def ours(step=step, top=top, queued=queued, keep_maps=keep_maps) -> None:  # as build_index runs a batch
+                crops, ids = next_crops()
+                queued.append(LaunchedBatch(tuple(step(prepared(crops))), ids, keep_maps))
+                if len(queued) > 1:
+                    queued.popleft().merge_into(top)
 
-        results["ours (index step + top-K merge)"] = rate(ours, batches, batch)
-        results["ours: the step alone (no merge, no normalising)"] = rate(lambda: step(x), batches, batch)
-        results["peer (timm, hooks, maps to host, topk on host)"] = peer_rate(
-            model, crops, dtype, max(2, batches // 10)
-        )
+            turn = iter(range(10**9))  # the same images for each: from the first, entering the top K as they come
+            results[name] = rate(ours, batches, batch)
+            while queued:
+                queued.popleft().merge_into(top)
+            results[f"{name}: the step alone (no merge, no normalising)"] = rate(lambda s=step: s(x), batches, batch)
+            del step, top, queued
+        results[PEER] = peer_rate(model, pool[0], dtype, max(2, batches // 10))
     return results
 
 
@@ -287,9 +310,8 @@ def main() -> None:
     if "tensors" in parts and torch.cuda.is_available():
         report["tensors"] = tensors_part(args.batch_size, args.batches)
         t = report["tensors"]
-        ours, bare = t["ours (index step + top-K merge)"], t["bare compiled forward"]
-        t["ours / bare"] = ours / bare
-        t["ours / peer"] = ours / t["peer (timm, hooks, maps to host, topk on host)"]
+        t["ours / bare"] = t[OURS] / t["bare compiled forward"]
+        t["ours / peer"] = t[OURS] / t[PEER]
         print(json.dumps(t, indent=1))
     if "files" in parts and torch.cuda.is_available():
         report["files"] = files_part(args.batch_size, args.images)

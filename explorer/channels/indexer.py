@@ -12,10 +12,12 @@ import shutil
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -24,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from explorer.channels.folder import Decoded, FolderError, decode, list_files
-from explorer.channels.forward import BlockShape, ChannelMaxima, block_shapes
+from explorer.channels.forward import BlockShape, ChannelMaxima, block_shapes, locate
+from explorer.channels.nvjpeg import gpu_crops
 from explorer.channels.sharing import Ranks, gathered
 from explorer.channels.store import (
     FORMAT_VERSION,
@@ -38,7 +41,7 @@ from explorer.channels.top import NO_IMAGE, ChannelTop
 from explorer.nets import InceptionNetwork
 from explorer.nets.weights import WeightsInfo
 from explorer.runtime.fastpath import inference_copy
-from explorer.runtime.preprocessing import Preprocessing, crop_pixels, normalise, preprocessing_for
+from explorer.runtime.preprocessing import Preprocessing, normalise, preprocessing_for
 
 #: What a channel's value for one image is, as the manifest says it.
 STATISTIC = "the channel's maximum over the block's output grid"
@@ -129,9 +132,17 @@ def build_index(
     dtype: torch.dtype = torch.float32,
     compile: bool = False,
     gpu_decode: bool = True,
+    locate_later: bool = False,
     progress: Callable[[IndexProgress], None] | None = None,
 ) -> dict:
-    """Index every image below ``folder`` into ``out`` (its manifest is returned). See the README's format."""
+    """Index every image below ``folder`` into ``out`` (its manifest is returned). See the README's format.
+
+    ``locate_later`` finds a maximum's position only for the entries that enter a channel's top K, from the
+    batch's block outputs kept on the device (:func:`explorer.channels.forward.locate`), instead of for every
+    image and channel in the forward: the same index. It needs the memory for a batch's maps, two batches at a
+    time on a GPU (about 35 MB an image in bf16), and is meant for GPUs, where finding every position in the
+    forward costs about a fifth of it; off until ``benchmarks/bench_index`` has measured it there.
+    """
     root, out, device = Path(folder).resolve(), Path(out), torch.device(device)
     if top_k < 1 or batch_size < 1 or workers < 0:
         raise ValueError("--top and --batch-size take a whole number from 1, --workers from 0")
@@ -154,7 +165,8 @@ def build_index(
         run.top.merge(base.top)
         run.digests.update(base.digests)
 
-    forward = ChannelMaxima(inference_copy(model), packed=compile).eval().requires_grad_(False).to(device, dtype)
+    forward = ChannelMaxima(inference_copy(model), packed=compile and not locate_later, keep_maps=locate_later)
+    forward = forward.eval().requires_grad_(False).to(device, dtype)
     if device.type == "cuda":
         forward = forward.to(memory_format=torch.channels_last)
     step = torch.compile(forward, dynamic=False) if compile else forward
@@ -168,18 +180,31 @@ def build_index(
         pin_memory=device.type == "cuda",
     )
     start, done = time.perf_counter(), len(files) - len(todo)
+    # On a GPU a batch is merged once the next one's forward is queued: the merge waits for its batch's results,
+    # and the GPU has the next forward to run meanwhile.
+    queued: deque[LaunchedBatch] = deque()
+    depth, pad = (1 if device.type == "cuda" else 0), (batch_size if compile else 0)
     try:
         with torch.inference_mode(), _interrupts_between_batches(ranks.world == 1) as interrupted:
             for batch in loader:
-                _index_batch(batch, run, step, batch_size if compile else 0, device, dtype, preprocessing, root)
+                launched = _index_batch(batch, run, step, pad, locate_later, device, dtype, preprocessing, root)
+                if launched is not None:
+                    queued.append(launched)
+                while len(queued) > depth:
+                    queued.popleft().merge_into(run.top)
                 done += len(batch) * ranks.world  # every process reads about as many
                 if progress is not None and ranks.rank == 0:
                     progress(IndexProgress(min(done, len(files)), len(files), time.perf_counter() - start))
                 if interrupted():
                     raise KeyboardInterrupt
+            while queued:
+                queued.popleft().merge_into(run.top)
     except KeyboardInterrupt:
         if ranks.world > 1:
             raise
+        with torch.inference_mode():  # files of a queued batch are counted as done: what is kept must hold them
+            while queued:
+                queued.popleft().merge_into(run.top)
         kept = partial_path(out)
         write_index(kept, _manifest(root, files, run, identity, top_k, dtype, shapes), _blocks(run, shapes, files))
         raise IndexInterrupted(
@@ -197,16 +222,35 @@ def build_index(
     return manifest
 
 
+@dataclass
+class LaunchedBatch:
+    """A batch's forward, queued: its outputs (cut to its real images when merged) and the images' indices."""
+
+    outputs: tuple[torch.Tensor, ...]
+    images: torch.Tensor
+    keep_maps: bool
+
+    def merge_into(self, top: ChannelTop) -> None:
+        n = self.images.shape[0]
+        if self.keep_maps:
+            maxima, means, *maps = self.outputs
+            top.add_locating(maxima[:n], means[:n], self.images, partial(locate, maps))
+        else:
+            maxima, positions, means = self.outputs
+            top.add(maxima[:n], positions[:n], means[:n], self.images)
+
+
 def _index_batch(
     batch: list[Decoded],
     run: _Run,
     step: Callable,
     pad_to: int,
+    keep_maps: bool,
     device: torch.device,
     dtype: torch.dtype,
     preprocessing: Preprocessing,
     root: Path,
-) -> None:
+) -> LaunchedBatch | None:
     crops, indices = [], []
     jpegs = [item for item in batch if item.jpeg is not None]
     on_device = dict(zip((item.index for item in jpegs), gpu_crops(jpegs, device, preprocessing), strict=True))
@@ -223,60 +267,13 @@ def _index_batch(
         crops.append(crop)
         indices.append(item.index)
     if not crops:
-        return
+        return None
     if pad_to > len(crops):  # a compiled step keeps one batch size: the last batch is padded, the padding dropped
         crops += [crops[-1]] * (pad_to - len(crops))
     x = normalise(torch.stack(crops), preprocessing).to(dtype)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    maxima, positions, means = (t[: len(indices)] for t in step(x))
-    run.top.add(maxima, positions, means, torch.tensor(indices, device=device))
-
-
-def gpu_crops(jpegs: list[Decoded], device: torch.device, preprocessing: Preprocessing) -> list[torch.Tensor | None]:
-    """Plain JPEGs decoded by the GPU (nvJPEG, through torchvision.io) and cropped there; None for any it refuses.
-
-    The decoder gets a stream of its own. nvJPEG's hardware decoder writes its outputs before the work already
-    queued on its stream has run (pytorch/vision#9606), so on the main stream it can be handed memory that
-    queued kernels still read (seen here: wrong maxima, then an illegal memory access). On its own stream
-    nothing else is queued, and ``record_stream`` keeps the main stream's use of each output safe from reuse.
-    """
-    if not jpegs:
-        return []
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    data = [torch.frombuffer(bytearray(item.jpeg), dtype=torch.uint8) for item in jpegs]
-    main, side = torch.cuda.current_stream(device), _decode_stream(device)
-    with _DECODING, torch.cuda.stream(side):  # one decode at a time on that stream, whoever asks
-        side.synchronize()
-        try:
-            images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-        except RuntimeError:  # one damaged file fails the batch: each on its own, to find which
-            images = [_decoded_or_none(decode_jpeg, one, device) for one in data]
-    main.wait_stream(side)
-    for image in images:
-        if image is not None:
-            image.record_stream(main)
-    return [crop_pixels(image, preprocessing) if image is not None else None for image in images]
-
-
-def _decoded_or_none(decode_jpeg: Callable, data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
-    from torchvision.io import ImageReadMode
-
-    try:
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    except RuntimeError:
-        return None
-
-
-_DECODE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
-_DECODING = threading.Lock()
-
-
-def _decode_stream(device: torch.device) -> torch.cuda.Stream:
-    if device not in _DECODE_STREAMS:
-        _DECODE_STREAMS[device] = torch.cuda.Stream(device)
-    return _DECODE_STREAMS[device]
+    return LaunchedBatch(tuple(step(x)), torch.tensor(indices, device=device), keep_maps)
 
 
 def _resume_from(out: Path, identity: dict, top_k: int, files: list[str], shapes: list[BlockShape]) -> _Run | None:
@@ -315,7 +312,7 @@ def _loaded(where: Path, identity: dict, top_k: int, files: list[str], shapes: l
                 np.asarray(block.mean, dtype=np.float64) * len(manifest["images"]),
             )
         )
-    top = ChannelTop(*(torch.from_numpy(np.concatenate(column)) for column in zip(*parts, strict=True)))
+    top = ChannelTop.of(*(torch.from_numpy(np.concatenate(column)) for column in zip(*parts, strict=True)))
     top.count = len(manifest["images"])
     digests = {position[entry["path"]]: entry["digest"] for entry in manifest["images"]}
     return _Run(top, digests)

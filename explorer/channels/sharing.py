@@ -59,9 +59,9 @@ def gathered(
         dist.all_gather(parts[name], tensor)
     counts = [None] * ranks.world
     dist.all_gather_object(counts, (top.count, digests, skipped))
-    merged = ChannelTop.empty(top.values.shape[0], top.k, top.values.device)
+    merged = ChannelTop.empty(top.keys.shape[0], top.k, top.keys.device)
     for r in range(ranks.world):
-        merged.merge(ChannelTop(*(parts[name][r] for name in ("values", "images", "positions", "sums")), counts[r][0]))
+        merged.merge(ChannelTop(*(parts[name][r] for name in ("keys", "positions", "sums")), counts[r][0]))
     all_digests: dict[int, str] = {}
     all_skipped: dict[int, str] = {}
     for _, d, s in counts:
@@ -71,4 +71,4 @@ def gathered(
 
 
 def _tensors(top: ChannelTop) -> dict[str, torch.Tensor]:
-    return {"values": top.values, "images": top.images, "positions": top.positions, "sums": top.sums}
+    return {"keys": top.keys, "positions": top.positions, "sums": top.sums}

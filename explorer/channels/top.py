@@ -7,6 +7,7 @@ any split of the images gives the top-K of all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,88 +17,138 @@ from torch import Tensor
 NO_IMAGE = 2**31 - 1
 
 
+#: Locates the maxima of new entries: given their channels (ascending, over all blocks) and their images' places
+#: in the batch, the flat grid position of each maximum (the first of equal ones).
+Locate = Callable[[Tensor, Tensor], Tensor]
+
+
 @dataclass
 class ChannelTop:
     """The K strongest images of C channels so far, and each channel's sum of spatial means.
 
-    values, images and positions are (C, K): the channel maximum, the image's index (a position in the
-    folder's sorted listing) and the flat grid position of the maximum; empty slots hold -inf and
-    :data:`NO_IMAGE`. sums is (C,) float64; count the images seen.
+    keys and positions are (C, K), strongest first: each entry's sort key (:func:`sort_keys`: the channel maximum
+    and the image's index in one int64, so that one top-k orders both) and the flat grid position of the maximum;
+    empty slots hold -inf and :data:`NO_IMAGE`. values and images are read back from the keys. sums is (C,)
+    float64; count the images seen.
     """
 
-    values: Tensor
-    images: Tensor
+    keys: Tensor
     positions: Tensor
     sums: Tensor
     count: int = 0
 
     @classmethod
     def empty(cls, channels: int, k: int, device: torch.device | str = "cpu") -> ChannelTop:
-        return cls(
-            torch.full((channels, k), -torch.inf, device=device),
-            torch.full((channels, k), NO_IMAGE, dtype=torch.int64, device=device),
-            torch.zeros((channels, k), dtype=torch.int64, device=device),
-            torch.zeros(channels, dtype=torch.float64, device=device),
-        )
+        values = torch.full((channels, k), -torch.inf, device=device)
+        images = torch.full((channels, k), NO_IMAGE, dtype=torch.int64, device=device)
+        return cls.of(values, images, torch.zeros((channels, k), dtype=torch.int64, device=device))
+
+    @classmethod
+    def of(cls, values: Tensor, images: Tensor, positions: Tensor, sums: Tensor | None = None, count: int = 0):
+        """From (C, K) values, image indices and positions (an index read back from disk, say)."""
+        if sums is None:
+            sums = torch.zeros(values.shape[0], dtype=torch.float64, device=values.device)
+        return cls(sort_keys(values.float(), images.to(torch.int64)), positions.to(torch.int64), sums, count)
 
     @property
     def k(self) -> int:
-        return self.values.shape[1]
+        return self.keys.shape[1]
+
+    @property
+    def values(self) -> Tensor:
+        """(C, K) float32: each entry's channel maximum."""
+        high = (self.keys >> 32).to(torch.int32)
+        return (high ^ ((high >> 31) & 0x7FFFFFFF)).view(torch.float32)
+
+    @property
+    def images(self) -> Tensor:
+        """(C, K) int64: each entry's image index (:data:`NO_IMAGE` for an empty slot)."""
+        return NO_IMAGE - (self.keys & 0xFFFFFFFF)
 
     def add(self, maxima: Tensor, positions: Tensor, means: Tensor, images: Tensor) -> None:
         """Merge one batch: ``maxima``, ``positions`` and ``means`` (B, C) per image, ``images`` (B,) their indices."""
-        self.sums += means.sum(0, dtype=torch.float64)
-        self.count += maxima.shape[0]
-        channels = maxima.shape[1]
-        self._keep(
-            torch.cat([self.values, maxima.t().float()], 1),
-            torch.cat([self.images, images.to(self.images.device).expand(channels, -1)], 1),
-            torch.cat([self.positions, positions.t().to(torch.int64)], 1),
-        )
+        order = self._take(maxima, means, images)
+        batch = torch.cat([self.positions, positions.t().to(torch.int64)], 1)
+        self.positions = batch.gather(1, order)
+
+    def add_locating(self, maxima: Tensor, means: Tensor, images: Tensor, locate: Locate) -> None:
+        """Merge one batch whose positions are found afterwards, for its entries that made the top K only.
+
+        Finding a maximum's position costs a pass over its map; only a few of a batch's B maps per channel enter
+        the top K (fewer and fewer as more images are seen), so ``locate`` reads only theirs.
+        """
+        k = self.k
+        order = self._take(maxima, means, images)
+        positions = self.positions.gather(1, order.clamp(max=k - 1))  # entries kept from before
+        channels, slots = (order >= k).nonzero(as_tuple=True)  # new entries, channels ascending
+        if channels.numel():
+            positions[channels, slots] = locate(channels, order[channels, slots] - k)
+        self.positions = positions
 
     def merge(self, other: ChannelTop) -> None:
         """Take in another part's top-K (another process's images, or an earlier run's)."""
         self.sums += other.sums.to(self.sums.device)
         self.count += other.count
-        self._keep(
-            torch.cat([self.values, other.values.to(self.values.device)], 1),
-            torch.cat([self.images, other.images.to(self.images.device)], 1),
-            torch.cat([self.positions, other.positions.to(self.positions.device)], 1),
+        keys = torch.cat([self.keys, other.keys.to(self.keys.device)], 1)
+        top = keys.topk(self.k, dim=1)
+        self.keys = top.values
+        self.positions = torch.cat([self.positions, other.positions.to(self.positions.device)], 1).gather(
+            1, top.indices
         )
 
-    def _keep(self, values: Tensor, images: Tensor, positions: Tensor) -> None:
-        # One sort key per entry, unique within a channel: the value's bits made to order as integers (the high
-        # half), then the image's place reversed (the low half), so that equal values go by image order. A
-        # single top-k on it is much cheaper than sorting twice.
-        bits = values.contiguous().view(torch.int32)
-        ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)
-        key = (ordered << 32) + (NO_IMAGE - images)
-        order = key.topk(self.k, dim=1).indices
-        self.values, self.images, self.positions = (t.gather(1, order) for t in (values, images, positions))
+    def _take(self, maxima: Tensor, means: Tensor, images: Tensor) -> Tensor:
+        """Keep the K strongest of the entries so far and a batch's; returns where each kept one came from
+        ((C, K): below K an earlier entry's slot, from K on K + its place in the batch)."""
+        self.sums += means.sum(0, dtype=torch.float64)
+        self.count += maxima.shape[0]
+        batch = sort_keys(maxima.t().float(), images.to(self.keys.device, torch.int64)[None, :])
+        top = torch.cat([self.keys, batch], 1).topk(self.k, dim=1)
+        self.keys = top.values
+        return top.indices
 
     def means(self) -> Tensor:
         """Each channel's mean over the images seen, (C,) float32."""
         return (self.sums / max(self.count, 1)).float()
 
 
+def sort_keys(values: Tensor, images: Tensor) -> Tensor:
+    """One int64 per entry, unique within a channel, ordered as the top-K is: the float32 value's bits made to order
+    as integers (the high half), then the image's index reversed (the low half), so that equal values go by image
+    order. A single top-k on these is much cheaper than sorting twice, and the keys give both back."""
+    bits = values.contiguous().view(torch.int32)
+    ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)
+    return (ordered << 32) + (NO_IMAGE - images)
+
+
 def channel_maxima(output: Tensor, packed: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """A block's output (B, C, H, W) as per-image channel maxima, their flat grid positions (row-major; the first
     of equal maxima) and channel means: three (B, C) tensors, computed where the output lies.
 
-    The grid is flattened as a view of the output's own layout: (B, C, H*W) when contiguous, (B, H*W, C) when
-    channels-last (flattening that one to (B, C, H*W) would copy the whole output). ``packed`` finds the maximum
+    The grid is flattened as a view of the output's own layout (:func:`_grid`). ``packed`` finds the maximum
     and its position in one integer max (:func:`_packed_max`): the same numbers, a pass fewer over the output
     once torch.compile fuses the packing into the reduction (eager, the packed keys would be a tensor of their own).
     """
-    batch, channels = output.shape[:2]
-    if output.is_contiguous():
-        grid, axis = output.reshape(batch, channels, -1), 2
-    else:
-        grid, axis = output.permute(0, 2, 3, 1).reshape(batch, -1, channels), 1
+    grid, axis = _grid(output)
     means = grid.mean(axis, dtype=torch.float32)
     if packed and grid.shape[axis] < 2**16 and output.dtype in (torch.bfloat16, torch.float32):
         return (*_packed_max(grid, axis), means)
     return grid.amax(axis).float(), grid.argmax(axis), means
+
+
+def channel_maxima_only(output: Tensor) -> tuple[Tensor, Tensor]:
+    """A block's output (B, C, H, W) as per-image channel maxima and channel means, two (B, C) tensors: what
+    :func:`channel_maxima` gives without the positions, viewed the same way."""
+    grid, axis = _grid(output)
+    return grid.amax(axis).float(), grid.mean(axis, dtype=torch.float32)
+
+
+def _grid(output: Tensor) -> tuple[Tensor, int]:
+    """The output's grid flattened as a view of its own layout, and the grid's axis: (B, C, H*W) when contiguous,
+    (B, H*W, C) when channels-last (flattening that one to (B, C, H*W) would copy the whole output)."""
+    batch, channels = output.shape[:2]
+    if output.is_contiguous():
+        return output.reshape(batch, channels, -1), 2
+    return output.permute(0, 2, 3, 1).reshape(batch, -1, channels), 1
 
 
 def _packed_max(grid: Tensor, axis: int) -> tuple[Tensor, Tensor]:

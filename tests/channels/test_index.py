@@ -130,3 +130,20 @@ def test_examples_carry_the_box_their_maximum_sees(index):
         assert right - left <= field.size and bottom - top <= field.size
         assert 0 <= left < right <= 299 and 0 <= top < bottom <= 299
     assert read_manifest(index.folder) == index.manifest
+
+
+def test_positions_located_after_the_merge_give_the_same_index(image_folder, tmp_path):
+    """The GPU's way of finding positions (only for the maxima that enter the top K, from the batch's kept maps)
+    gives the index that finding every position in the forward gives, number for number. Batches of 3 over 21
+    images: entries come in, stay and are pushed out."""
+    model, info = load_weights("random", make_config("released", repeats=(1, 1, 1)))
+    found = {}
+    for later in (False, True):
+        out = tmp_path / f"later-{later}"
+        build_index(image_folder, out, model, info, top_k=4, batch_size=3, dtype=torch.float32, locate_later=later)
+        found[later] = ChannelIndex(out)
+    assert found[True].blocks == found[False].blocks
+    for name in found[False].blocks:
+        inline, later = found[False].block(name), found[True].block(name)
+        for part in ("values", "images", "positions", "mean"):
+            np.testing.assert_array_equal(getattr(later, part), getattr(inline, part), err_msg=f"{name} {part}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -180,18 +181,28 @@ def test_failing_download_leaves_no_broken_file_and_a_retry_works(hub, tmp_path,
     assert path.read_bytes() == safetensors_file.read_bytes()
 
 
-def test_offline_gives_a_clear_message_in_seconds(tmp_path):
-    start = time.monotonic()
+def test_offline_gives_a_clear_message_without_retrying(tmp_path):
+    """A refused connection is reported as refused, and a silent Hub as timed out after one connection: no retries
+    with backoff (huggingface_hub's own default) keep a server waiting. Said by the cause, not by a stopwatch."""
     with pytest.raises(WeightsError, match=r"cannot reach the Hugging Face Hub at http://127\.0\.0\.1:9 ") as caught:
         download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint="http://127.0.0.1:9")  # refused at once
-    assert time.monotonic() - start < 2 and "irv2-explorer weights fetch tf_in1k" in str(caught.value)
+    assert "Connection refused" in str(caught.value) and "irv2-explorer weights fetch tf_in1k" in str(caught.value)
     with socket.socket() as silent:  # accepts connections, never answers: a network that drops packets
         silent.bind(("127.0.0.1", 0))
-        silent.listen()
+        silent.listen(8)
+        silent.settimeout(0)
         start = time.monotonic()
-        with pytest.raises(WeightsError, match="cannot reach the Hugging Face Hub"):
+        with pytest.raises(WeightsError, match=r"cannot reach the Hugging Face Hub .*\(timed out\)"):
             download_hub_weights("tf_in1k", cache_dir=tmp_path, endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}")
-        assert time.monotonic() - start < HUB_TIMEOUT + 2
+        waited = time.monotonic() - start
+        connections = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                connections.append(silent.accept()[0])
+        for connection in connections:
+            connection.close()
+        assert len(connections) == 1, f"{len(connections)} connections: the request was retried"
+        assert waited >= HUB_TIMEOUT  # it was the client's own timeout that gave up, HUB_TIMEOUT not another
     with pytest.raises(WeightsError, match="unknown weights"):
         download_hub_weights("imagenet22k", cache_dir=tmp_path)
 
@@ -260,10 +271,9 @@ def test_cli_weights_check_and_bad_input(safetensors_file, reference_state, tmp_
     assert bad.returncode == 1 and "missing conv2d_7b.conv.weight" in bad.stderr
     other = cli("weights", "check", str(safetensors_file), "--variant", "paper-v2")
     assert other.returncode == 1 and "does not fit the paper-v2 network" in other.stderr
-    start = time.monotonic()
     offline = cli("weights", "fetch", env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "c")})
     assert offline.returncode == 2 and offline.stderr.startswith("error: cannot reach the Hugging Face Hub")
-    assert offline.stderr.count("\n") == 1 and time.monotonic() - start < 15  # a Python start, then seconds
+    assert offline.stderr.count("\n") == 1 and "Connection refused" in offline.stderr  # refused: no retries
     for args, says in [
         (("weights", "fetch", "imagenet22k"), "error: unknown weights 'imagenet22k'"),
         (("infer", str(SAMPLES_DIR / "cat.jpg"), "--weights", "hub:nope"), "error: unknown weights 'nope'"),

@@ -197,19 +197,21 @@ def choose(tab, label: str, option: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     box = tab.locator("[data-testid='stSelectbox']").filter(has_text=label).first
-    for attempt in range(3):
+    shown = box.locator("input[role='combobox']")
+    for _ in range(3):
         box.click()
         tab.keyboard.type(option)  # long lists are virtualised: filter first
         try:
             # a rerun that lands while the list is open (a fragment's, a slow page's) closes it: open it again
             tab.get_by_role("option", name=option, exact=True).click(timeout=15_000)
-            break
         except PlaywrightTimeout:
-            if attempt == 2:
-                raise
             tab.keyboard.press("Escape")
-            settle(tab)
-    settle(tab)
+        settle(tab)
+        # a click that landed as a rerun redrew the box can be lost (seen on a loaded 2-core machine): the choice
+        # is made only once the box, idle, shows it
+        if shown.input_value() == option:
+            return
+    raise AssertionError(f"{label} never showed {option!r}; it shows {shown.input_value()!r}")
 
 
 def metric(tab, label: str) -> str:
@@ -229,12 +231,16 @@ def download(tab, button: str, holding: str | None = None, attempts: int = 20) -
     by a run before the last may still be in place for a moment, and a rerun landing during the download
     cancels it: the finished download is what the test waits on)."""
     from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for _ in range(attempts):
-        with tab.expect_download() as info:
-            tab.get_by_role("button", name=button).first.click()
         try:
+            with tab.expect_download(timeout=60_000) as info:
+                tab.get_by_role("button", name=button).first.click()
             data = Path(info.value.path()).read_bytes()
+        except PlaywrightTimeout:  # the click landed on a button a rerun was replacing: no download began
+            settle(tab)
+            continue
         except PlaywrightError as error:  # a rerun replaced the file as it came: "Download.path: canceled"
             if "canceled" not in str(error):
                 raise

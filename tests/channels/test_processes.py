@@ -68,7 +68,8 @@ def test_new_images_extend_an_index_to_the_one_a_single_run_makes(image_folder, 
 def test_ctrl_c_leaves_no_index_and_the_same_command_goes_on(image_folder, one_process, tmp_path):
     out = tmp_path / "index"
     command = index_command(image_folder, out, *SMALL, "--batch-size", "1", "--workers", "1")
-    command[command.index("--repeats") : command.index("--repeats") + 4] = []  # the whole network: time to stop it
+    at = command.index("--repeats")
+    command[at + 1 : at + 4] = ["3", "3", "3"]  # a deeper network than SMALL: time to stop it after two images
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     lines = []

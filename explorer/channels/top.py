@@ -67,9 +67,8 @@ class ChannelTop:
 
     def add(self, maxima: Tensor, positions: Tensor, means: Tensor, images: Tensor) -> None:
         """Merge one batch: ``maxima``, ``positions`` and ``means`` (B, C) per image, ``images`` (B,) their indices."""
-        order = self._take(maxima, means, images)
-        batch = torch.cat([self.positions, positions.t().to(torch.int64)], 1)
-        self.positions = batch.gather(1, order)
+        order = self._take(self._batch_keys(maxima, images), means.sum(0, dtype=torch.float64), maxima.shape[0])
+        self.positions = torch.cat([self.positions, positions.t().to(torch.int64)], 1).gather(1, order)
 
     def add_locating(self, maxima: Tensor, means: Tensor, images: Tensor, locate: Locate) -> None:
         """Merge one batch whose positions are found afterwards, for its entries that made the top K only.
@@ -78,7 +77,7 @@ class ChannelTop:
         the top K (fewer and fewer as more images are seen), so ``locate`` reads only theirs.
         """
         k = self.k
-        order = self._take(maxima, means, images)
+        order = self._take(self._batch_keys(maxima, images), means.sum(0, dtype=torch.float64), maxima.shape[0])
         positions = self.positions.gather(1, order.clamp(max=k - 1))  # entries kept from before
         channels, slots = (order >= k).nonzero(as_tuple=True)  # new entries, channels ascending
         if channels.numel():
@@ -87,22 +86,19 @@ class ChannelTop:
 
     def merge(self, other: ChannelTop) -> None:
         """Take in another part's top-K (another process's images, or an earlier run's)."""
-        self.sums += other.sums.to(self.sums.device)
-        self.count += other.count
-        keys = torch.cat([self.keys, other.keys.to(self.keys.device)], 1)
-        top = keys.topk(self.k, dim=1)
-        self.keys = top.values
-        self.positions = torch.cat([self.positions, other.positions.to(self.positions.device)], 1).gather(
-            1, top.indices
-        )
+        device = self.keys.device
+        order = self._take(other.keys.to(device), other.sums.to(device), other.count)
+        self.positions = torch.cat([self.positions, other.positions.to(device)], 1).gather(1, order)
 
-    def _take(self, maxima: Tensor, means: Tensor, images: Tensor) -> Tensor:
-        """Keep the K strongest of the entries so far and a batch's; returns where each kept one came from
-        ((C, K): below K an earlier entry's slot, from K on K + its place in the batch)."""
-        self.sums += means.sum(0, dtype=torch.float64)
-        self.count += maxima.shape[0]
-        batch = sort_keys(maxima.t().float(), images.to(self.keys.device, torch.int64)[None, :])
-        top = torch.cat([self.keys, batch], 1).topk(self.k, dim=1)
+    def _batch_keys(self, maxima: Tensor, images: Tensor) -> Tensor:
+        return sort_keys(maxima.t().float(), images.to(self.keys.device, torch.int64)[None, :])
+
+    def _take(self, keys: Tensor, sums: Tensor, count: int) -> Tensor:
+        """Keep the K strongest of the entries so far and ``keys`` (C, n); returns where each kept one came from
+        ((C, K): below K an earlier entry's slot, from K on K + its column in ``keys``)."""
+        self.sums += sums
+        self.count += count
+        top = torch.cat([self.keys, keys], 1).topk(self.k, dim=1)
         self.keys = top.values
         return top.indices
 

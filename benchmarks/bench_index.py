@@ -2,11 +2,13 @@
 
     python -m benchmarks.bench_index [--part tensors|files|cpu|all ...] [--batch-size 256] [--images N] [--json FILE]
 
-check    the GPU's index of the tests' folder against the CPU's float32 one (float32 and bf16, each decoder).
+check    the GPU's index of the tests' folder against the CPU's float32 one (float32 and bf16, each decoder), and
+         the compiled merge against torch.topk's on the GPU.
 tensors  from decoded crops already on the device (other images every batch, as over a real folder), at one batch
          size, bf16 channels-last on a GPU:
          - ours: the index's step (explorer.channels.forward.ChannelMaxima, torch.compile'd) and the running top-K
-           merge on the device, each batch merged once the next one's forward is queued, as build_index does;
+           merge on the device (one compiled kernel: ChannelTop(fused=True)), each batch merged once the next
+           one's forward is queued, as build_index does;
            twice: with each channel's maximum alone in the forward and its position located afterwards for the
            entries that enter the top K (locate_later), and with max, position and mean found in the forward;
          - bare: our inference copy's forward_features, torch.compile'd, nothing reduced (both from the same
@@ -70,7 +72,7 @@ def machine() -> str:
 
 WARMUP = 3
 OURS = "ours (index step + top-K merge; positions located later)"
-INLINE = "ours, positions found inline (the default on GPUs)"
+INLINE = "ours, positions found in the forward (the default on GPUs)"
 PEER = "peer (timm, hooks, maps to host, topk on host)"
 
 
@@ -85,6 +87,12 @@ def rate(step, batches: int, batch: int, warmup: int = WARMUP) -> float:
         step()
     sync()
     return batches * batch / (time.perf_counter() - start)
+
+
+def said(name: str, value: float) -> float:
+    """A figure printed as soon as it is measured (a run cut short still shows what it measured)."""
+    print(f"{name}: {value:,.0f} images/s", flush=True)
+    return value
 
 
 def tensors_part(batch: int, batches: int) -> dict:
@@ -109,12 +117,14 @@ def tensors_part(batch: int, batches: int) -> dict:
     x = prepared(pool[0])
     with torch.inference_mode():
         bare = torch.compile(fast.forward_features, dynamic=False)
-        results["bare compiled forward"] = rate(lambda: bare(prepared(next_crops()[0])), batches, batch)
-        results["bare compiled forward, input already normalised"] = rate(lambda: bare(x), batches, batch)
+        results["bare compiled forward"] = said("bare", rate(lambda: bare(prepared(next_crops()[0])), batches, batch))
+        results["bare compiled forward, input already normalised"] = said(
+            "bare, normalised", rate(lambda: bare(x), batches, batch)
+        )
         for name, keep_maps in ((OURS, True), (INLINE, False)):
             step = torch.compile(ChannelMaxima(fast, packed=not keep_maps, keep_maps=keep_maps), dynamic=False)
             channels = step(x)[0].shape[1]
-            top, queued = ChannelTop.empty(channels, K, device), deque()
+            top, queued = ChannelTop.empty(channels, K, device, fused=True), deque()
 
             def ours(step=step, top=top, queued=queued, keep_maps=keep_maps) -> None:  # as build_index runs a batch
                 crops, ids = next_crops()
@@ -123,12 +133,14 @@ def tensors_part(batch: int, batches: int) -> dict:
                     queued.popleft().merge_into(top)
 
             turn = iter(range(10**9))  # the same images for each: from the first, entering the top K as they come
-            results[name] = rate(ours, batches, batch)
+            results[name] = said(name, rate(ours, batches, batch))
             while queued:
                 queued.popleft().merge_into(top)
-            results[f"{name}: the step alone (no merge, no normalising)"] = rate(lambda s=step: s(x), batches, batch)
+            results[f"{name}: the step alone (no merge, no normalising)"] = said(
+                f"{name}: step alone", rate(lambda s=step: s(x), batches, batch)
+            )
             del step, top, queued
-        results[PEER] = peer_rate(model, pool[0], dtype, max(2, batches // 10))
+        results[PEER] = said(PEER, peer_rate(model, pool[0], dtype, max(2, batches // 10)))
     return results
 
 
@@ -270,7 +282,30 @@ def check_part() -> dict:
             out = Path(where, name.replace(" ", "_").replace(",", ""))
             build_index(folder, out, model, info, top_k=K, batch_size=8, device="cuda", **settings)
             results[name] = compare(out, reference)
+    results["the fused merge (compiled, by rounds) equals torch.topk's"] = fused_merge_check()
     return results
+
+
+def fused_merge_check(channels: int = 51_440, batch: int = 256, batches: int = 6) -> bool:
+    """The compiled merge against the eager one on the GPU, number for number: random maxima rounded to a few
+    values, so that many are equal and the order of their images decides."""
+    device = torch.device("cuda")
+    tops = [ChannelTop.empty(channels, K, device, fused=fused) for fused in (False, True)]
+    generator = torch.Generator(device).manual_seed(0)
+    for b in range(batches):
+        n = batch if b < batches - 1 else batch // 3  # the last batch short, as a folder's is
+        maxima = torch.randint(0, 8, (n, channels), device=device, generator=generator).float()
+        positions = torch.randint(0, 64, (n, channels), device=device, generator=generator)
+        means = torch.rand(n, channels, device=device, generator=generator)
+        images = torch.arange(b * batch, b * batch + n, device=device)
+        for top in tops:
+            top.add(maxima, positions, means, images)
+    eager, fused = tops
+    return bool(
+        torch.equal(eager.keys, fused.keys)
+        and torch.equal(eager.positions, fused.positions)
+        and torch.equal(eager.sums, fused.sums)
+    )
 
 
 def compare(a: Path, b: Path) -> dict:

@@ -53,20 +53,36 @@ class ChannelMaxima(nn.Module):
         return torch.cat(maxima, 1), torch.cat(positions, 1), torch.cat(means, 1)
 
 
-def locate(maps: Sequence[Tensor], channels: Tensor, images: Tensor) -> Tensor:
-    """Where in its block's grid each (image, channel)'s maximum lies: the flat position (row-major; the first of
+def locate(maps: Sequence[Tensor], new: Tensor, places: Tensor, every_slot: bool = False) -> Tensor:
+    """Where in its block's grid each new top-K entry's maximum lies: the flat position (row-major; the first of
     equal maxima), as :func:`~explorer.channels.top.channel_maxima` gives it. ``maps`` are the blocks' outputs
-    (B, C_b, H, W) in order; ``channels`` index their channels concatenated, ascending; ``images`` the batch.
+    (B, C_b, H, W) in order; ``new`` (C, K) marks the slots of the top-K (channels concatenated over the blocks)
+    that entries of this batch took, ``places`` their images' places in the batch. Other slots' are left 0.
 
-    Only the asked-for maps are read: a gather of (n, H, W) per block, then an argmax."""
+    Only the asked-for maps are read (per block a gather of (n, H, W), then an argmax), which needs the count of
+    new entries on the host. ``every_slot`` reads one map for every slot instead (K of the batch's maps' bytes,
+    a few hundred MB at batch 256) and asks the device nothing: on a GPU, waiting for that count would leave
+    the GPU idle while the next batch is launched."""
+    if every_slot:
+        found, first = [], 0
+        for m in maps:
+            width = m.shape[1]
+            channels = torch.arange(width, device=m.device)[:, None]
+            found.append(m[places[first : first + width], channels].flatten(2).argmax(2))
+            first += width
+        return torch.where(new, torch.cat(found), 0)
+    channels, slots = new.nonzero(as_tuple=True)  # channels ascending
+    images = places[channels, slots]
     widths = [m.shape[1] for m in maps]
     bounds = torch.tensor(list(accumulate(widths)), device=channels.device)
-    cuts = torch.searchsorted(channels, bounds).tolist()  # where each block's channels end among those asked for
-    found = torch.empty_like(channels)
+    cuts = torch.searchsorted(channels, bounds).tolist()  # where each block's channels end among the new ones
+    found = torch.zeros_like(places)
     start = first = 0
     for m, end, width in zip(maps, cuts, widths, strict=True):
         if end > start:
-            found[start:end] = m[images[start:end], channels[start:end] - first].flatten(1).argmax(1)
+            found[channels[start:end], slots[start:end]] = (
+                m[images[start:end], channels[start:end] - first].flatten(1).argmax(1)
+            )
         start, first = end, first + width
     return found
 

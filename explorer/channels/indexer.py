@@ -146,7 +146,8 @@ def build_index(
     image and channel in the forward: the same index, for the memory of a batch's maps (two batches at a time
     on a GPU; 35 MB an image in bf16, 69 in float32). None: on a CPU when a batch's maps fit in
     :data:`MAPS_BUDGET` (1.4 x quicker with bf16 kernels, 1.1 x with AVX2 float32 ones, 200 images at batch 16);
-    off on GPUs until ``benchmarks/bench_index`` has measured it there.
+    off on GPUs, where ``benchmarks/bench_index`` measured both ways at the same speed (the README's table) and
+    finding positions in the forward needs no maps kept.
     """
     root, out, device = Path(folder).resolve(), Path(out), torch.device(device)
     if top_k < 1 or batch_size < 1 or workers < 0:
@@ -163,7 +164,7 @@ def build_index(
         "weights": weights.identity,
         "input_size": config.input_size,
     }
-    run = _Run(ChannelTop.empty(channels, top_k, device))
+    run = _Run(ChannelTop.empty(channels, top_k, device, fused=compile and device.type == "cuda"))
     base = _resume_from(out, identity, top_k, files, shapes)
     todo = [i for i in range(len(files)) if i not in base.digests] if base else list(range(len(files)))
     if base is not None and ranks.rank == 0:  # one process carries the earlier part, or it would count twice
@@ -242,7 +243,8 @@ class LaunchedBatch:
         n = self.images.shape[0]
         if self.keep_maps:
             maxima, means, *maps = self.outputs
-            top.add_locating(maxima[:n], means[:n], self.images, partial(locate, maps))
+            every_slot = maxima.device.type == "cuda"  # explorer.channels.forward.locate says why
+            top.add_locating(maxima[:n], means[:n], self.images, partial(locate, maps, every_slot=every_slot))
         else:
             maxima, positions, means = self.outputs
             top.add(maxima[:n], positions[:n], means[:n], self.images)
@@ -281,7 +283,8 @@ def _index_batch(
     x = normalise(torch.stack(crops), preprocessing).to(dtype)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    return LaunchedBatch(tuple(step(x)), torch.tensor(indices, device=device), keep_maps)
+    images = torch.tensor(indices).to(device, non_blocking=True)  # not waiting for the GPU to finish its work
+    return LaunchedBatch(tuple(step(x)), images, keep_maps)
 
 
 def _resume_from(out: Path, identity: dict, top_k: int, files: list[str], shapes: list[BlockShape]) -> _Run | None:

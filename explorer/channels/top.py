@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -17,8 +18,8 @@ from torch import Tensor
 NO_IMAGE = 2**31 - 1
 
 
-#: Locates the maxima of new entries: given their channels (ascending, over all blocks) and their images' places
-#: in the batch, the flat grid position of each maximum (the first of equal ones).
+#: Locates the maxima of a batch's new top-K entries: given the (C, K) slots they took and their images' places in
+#: the batch, the flat grid position of each one's maximum (the first of equal ones); other slots' do not matter.
 Locate = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -29,19 +30,23 @@ class ChannelTop:
     keys and positions are (C, K), strongest first: each entry's sort key (:func:`sort_keys`: the channel maximum
     and the image's index in one int64, so that one top-k orders both) and the flat grid position of the maximum;
     empty slots hold -inf and :data:`NO_IMAGE`. values and images are read back from the keys. sums is (C,)
-    float64; count the images seen.
+    float64; count the images seen. ``fused``: a batch is merged by one torch.compile'd kernel (:func:`strongest`
+    by rounds), for a compiled build on a GPU.
     """
 
     keys: Tensor
     positions: Tensor
     sums: Tensor
     count: int = 0
+    fused: bool = False
 
     @classmethod
-    def empty(cls, channels: int, k: int, device: torch.device | str = "cpu") -> ChannelTop:
+    def empty(cls, channels: int, k: int, device: torch.device | str = "cpu", fused: bool = False) -> ChannelTop:
         values = torch.full((channels, k), -torch.inf, device=device)
         images = torch.full((channels, k), NO_IMAGE, dtype=torch.int64, device=device)
-        return cls.of(values, images, torch.zeros((channels, k), dtype=torch.int64, device=device))
+        top = cls.of(values, images, torch.zeros((channels, k), dtype=torch.int64, device=device))
+        top.fused = fused
+        return top
 
     @classmethod
     def of(cls, values: Tensor, images: Tensor, positions: Tensor, sums: Tensor | None = None, count: int = 0):
@@ -67,7 +72,7 @@ class ChannelTop:
 
     def add(self, maxima: Tensor, positions: Tensor, means: Tensor, images: Tensor) -> None:
         """Merge one batch: ``maxima``, ``positions`` and ``means`` (B, C) per image, ``images`` (B,) their indices."""
-        order = self._take(self._batch_keys(maxima, images), means.sum(0, dtype=torch.float64), maxima.shape[0])
+        order = self._take_batch(maxima, means, images)
         self.positions = torch.cat([self.positions, positions.t().to(torch.int64)], 1).gather(1, order)
 
     def add_locating(self, maxima: Tensor, means: Tensor, images: Tensor, locate: Locate) -> None:
@@ -77,12 +82,10 @@ class ChannelTop:
         the top K (fewer and fewer as more images are seen), so ``locate`` reads only theirs.
         """
         k = self.k
-        order = self._take(self._batch_keys(maxima, images), means.sum(0, dtype=torch.float64), maxima.shape[0])
-        positions = self.positions.gather(1, order.clamp(max=k - 1))  # entries kept from before
-        channels, slots = (order >= k).nonzero(as_tuple=True)  # new entries, channels ascending
-        if channels.numel():
-            positions[channels, slots] = locate(channels, order[channels, slots] - k)
-        self.positions = positions
+        order = self._take_batch(maxima, means, images)
+        new = order >= k
+        kept = self.positions.gather(1, order.clamp(max=k - 1))  # entries kept from before
+        self.positions = torch.where(new, locate(new, (order - k).clamp(min=0)), kept)
 
     def merge(self, other: ChannelTop) -> None:
         """Take in another part's top-K (another process's images, or an earlier run's)."""
@@ -90,21 +93,59 @@ class ChannelTop:
         order = self._take(other.keys.to(device), other.sums.to(device), other.count)
         self.positions = torch.cat([self.positions, other.positions.to(device)], 1).gather(1, order)
 
-    def _batch_keys(self, maxima: Tensor, images: Tensor) -> Tensor:
-        return sort_keys(maxima.t().float(), images.to(self.keys.device, torch.int64)[None, :])
+    def _take_batch(self, maxima: Tensor, means: Tensor, images: Tensor) -> Tensor:
+        """:meth:`_take` of a batch's (B, C) maxima of ``images`` (B,)."""
+        images = images.to(self.keys.device, torch.int64)
+        select = _fused_batch_strongest() if self.fused else _batch_strongest
+        self.keys, order = select(self.keys, maxima, images, self.k, self.fused)
+        self.sums += means.sum(0, dtype=torch.float64)
+        self.count += maxima.shape[0]
+        return order
 
     def _take(self, keys: Tensor, sums: Tensor, count: int) -> Tensor:
         """Keep the K strongest of the entries so far and ``keys`` (C, n); returns where each kept one came from
         ((C, K): below K an earlier entry's slot, from K on K + its column in ``keys``)."""
         self.sums += sums
         self.count += count
-        top = torch.cat([self.keys, keys], 1).topk(self.k, dim=1)
-        self.keys = top.values
-        return top.indices
+        self.keys, order = strongest(self.keys, keys, self.k)
+        return order
 
     def means(self) -> Tensor:
         """Each channel's mean over the images seen, (C,) float32."""
         return (self.sums / max(self.count, 1)).float()
+
+
+def strongest(old: Tensor, new: Tensor, k: int, by_rounds: bool = False) -> tuple[Tensor, Tensor]:
+    """The k largest of each row's keys in ``old`` and ``new`` side by side, largest first, and their columns (keys
+    are unique in a row but for empty slots, which are alike whichever is taken).
+
+    ``by_rounds`` takes them by k rounds of a row maximum: under torch.compile, one kernel that reads the keys once
+    (0.44 ms against torch.topk's 2.0 for 51,440 channels of 9 + 256 keys on an H200), but slow eager."""
+    keys = torch.cat([old, new], 1)
+    if not by_rounds:
+        top = keys.topk(k, dim=1)
+        return top.values, top.indices
+    columns = torch.arange(keys.shape[1], device=keys.device)
+    taken, where = [], []
+    for _ in range(k):
+        best = keys.amax(1, keepdim=True)
+        column = torch.where(keys == best, columns, keys.shape[1]).amin(1, keepdim=True)
+        keys = torch.where(columns == column, torch.iinfo(torch.int64).min, keys)
+        taken.append(best)
+        where.append(column)
+    return torch.cat(taken, 1), torch.cat(where, 1)
+
+
+def _batch_strongest(
+    old: Tensor, maxima: Tensor, images: Tensor, k: int, by_rounds: bool = False
+) -> tuple[Tensor, Tensor]:
+    return strongest(old, sort_keys(maxima.t().float(), images[None, :]), k, by_rounds)
+
+
+@cache
+def _fused_batch_strongest() -> Callable[..., tuple[Tensor, Tensor]]:
+    # One compiled function for every build in the process: it holds no state, only kernels.
+    return torch.compile(_batch_strongest)
 
 
 def sort_keys(values: Tensor, images: Tensor) -> Tensor:
@@ -134,8 +175,11 @@ def channel_maxima(output: Tensor, packed: bool = False) -> tuple[Tensor, Tensor
 def channel_maxima_only(output: Tensor) -> tuple[Tensor, Tensor]:
     """A block's output (B, C, H, W) as per-image channel maxima and channel means, two (B, C) tensors: what
     :func:`channel_maxima` gives without the positions, viewed the same way."""
+    # Both from one float32 view: torch.compile then reads each output once for the two, even with the results
+    # concatenated (from bf16 directly it read twice: on an H200 the network's step went 7,760 -> 8,310 images/s).
     grid, axis = _grid(output)
-    return grid.amax(axis).float(), grid.mean(axis, dtype=torch.float32)
+    wide = grid.float()
+    return wide.amax(axis), wide.mean(axis)
 
 
 def _grid(output: Tensor) -> tuple[Tensor, int]:

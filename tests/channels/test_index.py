@@ -8,9 +8,11 @@ import torch
 
 from explorer.channels import build_index, read_manifest
 from explorer.channels.folder import decode, list_files
+from explorer.channels.forward import ChannelMaxima, locate
 from explorer.channels.reader import ChannelIndex
 from explorer.nets import make_config
 from explorer.nets.loading import load_weights
+from explorer.runtime.fastpath import inference_copy
 from explorer.runtime.preprocessing import normalise, preprocessing_for
 
 timm = pytest.importorskip("timm")
@@ -147,3 +149,24 @@ def test_positions_located_after_the_merge_give_the_same_index(image_folder, tmp
         inline, later = found[False].block(name), found[True].block(name)
         for part in ("values", "images", "positions", "mean"):
             np.testing.assert_array_equal(getattr(later, part), getattr(inline, part), err_msg=f"{name} {part}")
+
+
+def test_locating_every_slot_finds_the_positions_locating_the_new_ones_finds(image_folder):
+    """The GPU's way (a map read for every top-K slot, nothing asked of the device) against the CPU's (only the
+    new entries' maps, counted first), on real images' block outputs; both against each map's own argmax."""
+    model, _ = load_weights("random", make_config("released", repeats=(1, 1, 1)))
+    preprocessing = preprocessing_for("released")
+    paths = list_files(image_folder)
+    crops = [decode(image_folder, i, p, preprocessing).crop for i, p in enumerate(paths)]
+    x = normalise(torch.from_numpy(np.stack([c for c in crops if c is not None][:4])), preprocessing)
+    with torch.inference_mode():
+        maxima, _, *maps = ChannelMaxima(inference_copy(model), keep_maps=True).eval()(x)
+    generator = torch.Generator().manual_seed(0)
+    channels = maxima.shape[1]
+    new = torch.rand(channels, K, generator=generator) < 0.3
+    places = torch.randint(0, x.shape[0], (channels, K), generator=generator)
+    sparse = locate(maps, new, places)
+    every = locate(maps, new, places, every_slot=True)
+    assert torch.equal(every[new], sparse[new]) and (every[~new] == 0).all() and (sparse[~new] == 0).all()
+    flat = torch.cat([m.flatten(2).argmax(2) for m in maps], 1)  # (B, C): each map's first maximum
+    assert torch.equal(every[new], flat[places[new], new.nonzero()[:, 0]])

@@ -29,8 +29,12 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# A test file at a time in each of pytest-xdist's workers (one a core, at most 4; the suite waits on servers and
+# child processes much of its time), then the real-browser tests alone: a second worker's load beside them has
+# made chromium's key presses go missing on a 2-core machine.
 test: install-test lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not browser" -n auto --maxprocesses=4 --dist loadfile
+	$(BIN)/python -m pytest -m browser
 
 clean:
 	rm -rf $(VENV)

@@ -15,8 +15,8 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["EXPLORER_WEIGHTS"] = "random"
 os.environ["EXPLORER_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="explorer-compiled-")
 # Under pytest-xdist (make test: a worker per core, up to 4) each worker and what it starts runs one thread of
-# torch: with a pool of threads each, two workers on two cores fought over them (1,158 s against 820 s alone);
-# with one each, the suite took 629 s against 959 s alone. Set before torch is imported, which reads it once.
+# torch: with a pool of threads each, two workers on two cores fought over them (1,158 s against 820 s in one
+# process); with one each, 629 s against 959 s. Set before torch is imported, which reads it once.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 

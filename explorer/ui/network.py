@@ -17,11 +17,14 @@ MAX_BLOCKS = 30  # the sliders' range
 def _network_from_url() -> None:
     """``?variant=`` and ``?blocks=A,B,C`` of a shared link, taken into the session's choices.
 
-    A value is taken when it is not the one this session itself last wrote into the address (that one is
-    already the choice), so a link opens its network and a picker moved afterwards keeps its move.
+    A value is taken when this session has never written it into the address itself, so a link opens its
+    network and a picker moved afterwards keeps its move. Not only the last value written: a rerun can come
+    with the address as it was before the last run rewrote it (a second move while the browser had not yet
+    taken in the first one's address, on a busy server), and that older value would undo the move.
     """
+    written = st.session_state.setdefault("network_in_url", {"variant": set(), "blocks": set()})
     asked = st.query_params.get("variant")
-    if asked is not None and asked != st.session_state.get("variant_in_url"):
+    if asked is not None and asked not in written["variant"]:
         if asked in VARIANTS:
             st.session_state["variant"] = asked
         else:
@@ -29,7 +32,7 @@ def _network_from_url() -> None:
                 f"No variant called {quoted(asked)}; the variants are {', '.join(VARIANTS)}."
             ]
     blocks = st.query_params.get("blocks")
-    if blocks is not None and blocks != st.session_state.get("blocks_in_url"):
+    if blocks is not None and blocks not in written["blocks"]:
         counts = [parse_int(part) for part in blocks.split(",")]
         if len(counts) == 3 and all(n is not None and 1 <= n <= MAX_BLOCKS for n in counts):
             for letter, count in zip("ABC", counts, strict=True):
@@ -48,13 +51,15 @@ def _network_to_url(config: NetworkConfig) -> None:
         "variant": None if config.variant == "released" and default else config.variant,
         "blocks": None if default else ",".join(map(str, config.repeats.as_tuple())),
     }
+    written = st.session_state.setdefault("network_in_url", {"variant": set(), "blocks": set()})
     for name, value in values.items():
-        st.session_state[f"{name}_in_url"] = value
         if value is None:
             if name in st.query_params:
                 del st.query_params[name]
-        elif st.query_params.get(name) != value:
-            st.query_params[name] = value
+        else:
+            written[name].add(value)
+            if st.query_params.get(name) != value:
+                st.query_params[name] = value
 
 
 def variant_sidebar() -> NetworkConfig:

@@ -238,3 +238,21 @@ def test_inception_v4_runs_of_blocks_are_counted_as_one_run_in_the_drawing():
     assert "1 + 1" not in source
     released = network_graph(trace_network(make_config("released")), "overview").source
     assert "Block8 x 9 + 1" in released  # the last C block is held apart (no ReLU, scale 1): said so
+
+
+def test_an_address_the_session_wrote_earlier_does_not_undo_a_later_choice():
+    """A rerun can come with the address as it was before the last run rewrote it (a second move before the
+    browser took in the first one's address, on a busy server): that address is the session's own, not a link."""
+    page = page_at("counts.py")
+    for blocks in (9, 8):
+        page.slider(key="_repeats_released_A").set_value(blocks).run()
+        assert param(page, "blocks") == f"{blocks},20,10"
+    page.query_params["blocks"] = "9,20,10"  # the browser had not yet taken in the last run's address
+    page.slider(key="_repeats_released_A").set_value(7).run()
+    assert page.slider(key="_repeats_released_A").value == 7 and param(page, "blocks") == "7,20,10"
+    page.sidebar.selectbox(key="_variant").select("paper-v2").run()
+    assert param(page, "variant") == "paper-v2"
+    page.sidebar.selectbox(key="_variant").select("released").run()
+    page.query_params["variant"] = "paper-v2"  # likewise
+    page.run()
+    assert page.sidebar.selectbox(key="_variant").value == "released" and param(page, "variant") == "released"

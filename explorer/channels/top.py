@@ -76,10 +76,11 @@ class ChannelTop:
         self.positions = torch.cat([self.positions, positions.t().to(torch.int64)], 1).gather(1, order)
 
     def add_locating(self, maxima: Tensor, means: Tensor, images: Tensor, locate: Locate) -> None:
-        """Merge one batch whose positions are found afterwards, for its entries that made the top K only.
+        """Merge one batch whose positions are found afterwards, for the slots its entries took in the top K.
 
         Finding a maximum's position costs a pass over its map; only a few of a batch's B maps per channel enter
-        the top K (fewer and fewer as more images are seen), so ``locate`` reads only theirs.
+        the top K (fewer and fewer as more images are seen), so ``locate`` reads at most one map a slot
+        (:func:`explorer.channels.forward.locate`: on a CPU only the new entries').
         """
         k = self.k
         order = self._take_batch(maxima, means, images)

@@ -14,6 +14,11 @@ from explorer.ui.state import keep, widget_default
 MAX_BLOCKS = 30  # the sliders' range
 
 
+def _written() -> dict[str, set[str]]:
+    """Every ``variant=`` and ``blocks=`` value this session has written into the address."""
+    return st.session_state.setdefault("network_in_url", {"variant": set(), "blocks": set()})
+
+
 def _network_from_url() -> None:
     """``?variant=`` and ``?blocks=A,B,C`` of a shared link, taken into the session's choices.
 
@@ -22,7 +27,7 @@ def _network_from_url() -> None:
     with the address as it was before the last run rewrote it (a second move while the browser had not yet
     taken in the first one's address, on a busy server), and that older value would undo the move.
     """
-    written = st.session_state.setdefault("network_in_url", {"variant": set(), "blocks": set()})
+    written = _written()
     asked = st.query_params.get("variant")
     if asked is not None and asked not in written["variant"]:
         if asked in VARIANTS:
@@ -51,7 +56,7 @@ def _network_to_url(config: NetworkConfig) -> None:
         "variant": None if config.variant == "released" and default else config.variant,
         "blocks": None if default else ",".join(map(str, config.repeats.as_tuple())),
     }
-    written = st.session_state.setdefault("network_in_url", {"variant": set(), "blocks": set()})
+    written = _written()
     for name, value in values.items():
         if value is None:
             if name in st.query_params:

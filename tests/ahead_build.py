@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from explorer.nets import build_model
-from explorer.runtime.ahead import Request, ensure_built
+from explorer.runtime.builds import Request, ensure_built
 from explorer.runtime.fastpath import inference_copy
 
 SIZE = 139  # a small input: a build is per input size, and any size the network's strides take will do

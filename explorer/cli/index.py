@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
 from explorer.cli import parents
 from explorer.cli.engines import load_model
@@ -15,7 +16,9 @@ def _index(args: argparse.Namespace) -> int:
 
     from explorer.channels import IndexInterrupted, build_index
     from explorer.channels.sharing import start_processes
+    from explorer.runtime.builds import Request
     from explorer.runtime.device import cpu_dtype_here, pick_device, precision_allowed
+    from explorer.runtime.upgrade import Memory, compiled_or_plain
 
     if args.top < 1 or args.batch_size < 1 or args.workers < 0:
         raise ValueError("--top and --batch-size take a whole number from 1, --workers from 0")
@@ -31,8 +34,9 @@ def _index(args: argparse.Namespace) -> int:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
     compile = {"auto": where.startswith("cuda"), "on": True, "off": False}[args.compile]
     bar = _Bar() if ranks.rank == 0 else None
-    try:
-        manifest = build_index(
+
+    def build(compiled: bool) -> dict:
+        return build_index(
             args.folder,
             args.out,
             model,
@@ -42,9 +46,17 @@ def _index(args: argparse.Namespace) -> int:
             workers=args.workers,
             device=where,
             dtype=dtype,
-            compile=compile,
+            compile=compiled,
             progress=bar,
         )
+
+    try:
+        if compile:  # auto: plain kernels where compiling fails (said, and remembered for the next run)
+            size, precision = model.config.input_size, "bf16" if dtype == torch.bfloat16 else "fp32"
+            memory = Memory(Request(model.config, where, args.batch_size, args.top, size, precision), purpose="index")
+            manifest = compiled_or_plain(build, memory, required=args.compile == "on", log=_note(ranks.rank))
+        else:
+            manifest = build(False)
     except IndexInterrupted as stop:
         print(f"\n{stop.message}", file=sys.stderr)
         return 130
@@ -61,6 +73,11 @@ def _index(args: argparse.Namespace) -> int:
         if len(skipped) > 10:
             print(f"skipped: {len(skipped) - 10} more (the manifest lists them all)", file=sys.stderr)
     return 0
+
+
+def _note(rank: int) -> Callable[[str], None]:
+    """A line on standard error, from the first process only."""
+    return lambda line: print(f"note: {line}", file=sys.stderr) if rank == 0 else None
 
 
 class _Bar:
@@ -105,6 +122,9 @@ def add_to(commands: argparse._SubParsersAction) -> None:
         "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 where it is fast"
     )
     index.add_argument(
-        "--compile", choices=("auto", "on", "off"), default="auto", help="torch.compile the forward (auto: on GPUs)"
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="torch.compile the forward (auto: on GPUs, plain kernels where compiling fails; on: an error then)",
     )
     index.set_defaults(run=_index)

@@ -8,7 +8,9 @@
   every block's maps and statistics in one pass, packed into one row per image;
 - :mod:`~explorer.runtime.fastpath`: the inference copy (batch norms folded);
 - :mod:`~explorer.runtime.capture`, :mod:`~explorer.runtime.runners`: the GPU's CUDA graph and the CPU's stream;
-- :mod:`~explorer.runtime.ahead`: the GPU pipeline's steps compiled ahead of time, in a child process;
+- :mod:`~explorer.runtime.upgrade`: from plain kernels to compiled ones, by the first way that works here:
+  :mod:`~explorer.runtime.ahead` (AOTInductor packages) or :mod:`~explorer.runtime.handover` (torch.compile in
+  a child, then here from its cache), both built by :mod:`~explorer.runtime.builds` in a child process;
 - :mod:`~explorer.runtime.engine`: one model on one device, shared by every session, and
   :mod:`~explorer.runtime.engine_pool`: engines for other settings within a memory budget;
 - :mod:`~explorer.runtime.inside`: the inside of a block; :mod:`~explorer.runtime.private`: private copies;

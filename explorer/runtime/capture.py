@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from explorer.nets import InceptionNetwork
-from explorer.runtime.pipeline import PipelineSteps, pipeline
+from explorer.runtime.pipeline import PipelineSteps, compile_limits, pipeline
 
 
 class GpuGate:
@@ -86,7 +86,7 @@ class CapturedPipeline:
         # A normal tensor, not an inference one: calls copy into it outside inference mode.
         self.input = torch.zeros(batch_size, 3, input_size, input_size, device=device)
         self.input = self.input.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast, _compile_limits():
+        with torch.inference_mode(), autocast, compile_limits():
             with GPU.work():  # alongside other sessions' work; compiling happens here, on the first runs
                 reduce_stream = torch.cuda.Stream(device) if overlap else None
                 self.output, self.layout = pipeline(model, self.input, top_k)
@@ -108,14 +108,3 @@ class CapturedPipeline:
         self.host.copy_(self.output, non_blocking=True)
         torch.cuda.current_stream(self.input.device).synchronize()
         return self.host.numpy().copy()  # the pinned buffer is reused by the next call
-
-
-@contextlib.contextmanager
-def _compile_limits() -> Iterator[None]:
-    """Let torch.compile keep one compiled version per group (the reduction and the group forward
-    code are shared by every group, each with its own shapes), where its default stops at 8."""
-    import torch._dynamo.config as dynamo
-
-    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
-    with dynamo.patch(**{name: 64}):
-        yield

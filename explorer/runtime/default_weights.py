@@ -28,12 +28,9 @@ from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, cached_hub_weights, downlo
 from explorer.nets.loading import AUTO, load_weights, parse_weights_key
 from explorer.nets.weights import RANDOM, WeightsError
 from explorer.runtime.engine import Engine
+from explorer.text.messages import console
 
 Log = Callable[[str], None]
-
-
-def console(line: str) -> None:
-    print(f"Explorer: {line}", flush=True)
 
 
 @dataclass(frozen=True)
@@ -164,13 +161,15 @@ class DefaultWeights:
     def _publish(self, key: str, phase: str, message: str | None = None) -> None:
         """Build the engine for ``key`` (outside the lock), then make it the default together with its status."""
         model, info = load_weights(key, make_config("released"))
-        engine = Engine(model, info, device=self.device)
+        engine = Engine(model, info, device=self.device, log=self._log)  # its compiling's lines too
         took = time.perf_counter() - self._started
         with self._lock:
-            first = self._engine is None
+            first, before = self._engine is None, self._engine
             self._engine = engine
             self._status = replace(self._status, weights=key, phase=phase, message=message or info.source)
         self._first.set()
+        if before is not None and before.gpu is not None:  # nobody new is served by it: nothing more to compile
+            before.gpu.retire()
         verb = "is ready" if first else "moved to these weights"
         self._log(f"the default model {verb} on {engine.device} after {took:.1f} s; weights: {info.source}")
 

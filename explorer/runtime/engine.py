@@ -65,6 +65,7 @@ class Engine:
         compile: bool | None = None,
         progress: Callable[[str], None] | None = None,
         cpu_dtype: torch.dtype | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.device, note = pick_device(device)
         self.notes: tuple[str, ...] = (note,) if note else ()
@@ -84,7 +85,9 @@ class Engine:
         self.gpu: GpuRunner | None = None  # the GPU's runner (its graphs, their compiles) while on the GPU
         if self.device.type == "cuda":
             with self.gate():
-                self.gpu = GpuRunner(fast, self.preprocessing, self.device, self.gpu_dtype, top_k, compile, self._lock)
+                self.gpu = GpuRunner(
+                    fast, self.preprocessing, self.device, self.gpu_dtype, top_k, compile, self._lock, log
+                )
             self.model, self._runner = self.gpu.model, self.gpu
             try:
                 self.gpu.warm_up(progress)

@@ -9,7 +9,7 @@ numbers in the same layout.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -113,6 +113,17 @@ class PipelineSteps:
             [reduce] * len(groups),
             torch.compile(head_part, dynamic=False),
         )
+
+
+@contextlib.contextmanager
+def compile_limits() -> Iterator[None]:
+    """Let torch.compile keep one compiled version per group (the reduction and the group forward
+    code are shared by every group, each with its own shapes), where its default stops at 8."""
+    import torch._dynamo.config as dynamo
+
+    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    with dynamo.patch(**{name: 64}):
+        yield
 
 
 def pipeline(

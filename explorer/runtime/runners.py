@@ -6,10 +6,11 @@ Both give one packed float32 row per image and its :class:`~explorer.runtime.pac
 
 from __future__ import annotations
 
-import os
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -17,12 +18,14 @@ from PIL import Image
 from torch import Tensor
 
 from explorer.nets import InceptionNetwork
-from explorer.runtime.ahead import Request, discard, ensure_built, load_steps
+from explorer.runtime.ahead import load_steps
+from explorer.runtime.builds import Request
 from explorer.runtime.capture import GPU, CapturedPipeline
 from explorer.runtime.packing import Layout
-from explorer.runtime.pipeline import streamed_pipeline
+from explorer.runtime.pipeline import PipelineSteps, streamed_pipeline
 from explorer.runtime.preprocessing import Preprocessing, crop_for_network, crop_on_device, normalise, to_tensor
-from explorer.text.messages import headline
+from explorer.runtime.upgrade import WAYS, compile_setting, upgrade
+from explorer.text.messages import console
 
 #: What a runner gives back: the rows, their layout, each image's crop (uint8 HWC) and the timings in seconds.
 Run = tuple[np.ndarray, Layout, list[np.ndarray], dict[str, float]]
@@ -32,9 +35,10 @@ class GpuRunner:
     """The inference copy on the GPU, bf16 channels-last, one captured CUDA graph per batch size.
 
     A batch size's graph is captured from plain kernels when first asked for (a second), then swapped for
-    compiled ones: built ahead of time by a child process (explorer.runtime.ahead; minutes, once per torch
-    version, GPU, network and batch size, kept on disk), so that no image waits behind the compiler. When the
-    build is already on disk, the first capture loads it instead. Replays go one at a time, under ``lock``.
+    compiled ones found on a thread (explorer.runtime.upgrade: AOTInductor packages built by a child process
+    where they load, else torch.compile in a child and here from its warm cache, else here alone), so that
+    no image waits behind a cold compile. When packages for it are already on disk, the first capture loads
+    them instead. Replays go one at a time, under ``lock``.
     """
 
     def __init__(
@@ -46,35 +50,33 @@ class GpuRunner:
         top_k: int,
         compile: bool | None,
         lock: threading.Lock,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.model = model.to(device, memory_format=torch.channels_last)
         self.preprocessing, self.device, self.dtype, self.top_k, self._lock = preprocessing, device, dtype, top_k, lock
-        # Compiled kernels fuse the per-block reductions: built once per network, batch size, GPU and torch in a
-        # child process (EXPLORER_COMPILE=1, the default), or by torch.compile on a thread here (=thread: where a
-        # torch's AOTInductor packages do not load; images slow down while it runs), or not at all (=0).
-        mode = os.environ.get("EXPLORER_COMPILE", "1") if compile is None else "1" if compile else "0"
-        self.compile = {"0": None, "thread": "thread"}.get(mode, "ahead")
+        # The ways to compiled kernels it may take: every one in order unless EXPLORER_COMPILE pins one or none.
+        self.ways = compile_setting() if compile is None else compile_setting("1" if compile else "0")
+        self.log = log or console
         self.notes: tuple[str, ...] = ()  # what went wrong in the background, for every later result
         self._graphs: dict[int, CapturedPipeline] = {}
         self._upgrades: dict[int, threading.Thread] = {}  # batch size -> its compile, in the background
-        self.compiled: set[int] = set()  # batch sizes whose compiled graph is in place
+        self.compiled: dict[int, str] = {}  # batch size -> the way its compiled graph in place came
         self.stopped = False  # set when the engine leaves the GPU: a compile finishing later is dropped
+        self.retired = False  # set when another engine serves instead: nothing more is compiled for this one
 
     def captured(self, batch_size: int) -> CapturedPipeline:
         """The graph in place for a batch size, captured now if it is the first time (call under the lock)."""
         if batch_size not in self._graphs:
             request = self._request(batch_size)
-            if request is not None and (request.folder() / "manifest.json").exists():
-                graph = self._load(request)  # None when it fails: plain kernels then
-                if graph is not None:
-                    self._graphs[batch_size] = graph
-                    self.compiled.add(batch_size)
+            if "ahead" in self.ways and (request.folder() / "manifest.json").exists():
+                with contextlib.suppress(Exception):  # a damaged build: the upgrade says why and builds it again
+                    steps = load_steps(request.folder(), self.model, request)
+                    self._graphs[batch_size] = self._capture(batch_size, steps)
+                    self.compiled[batch_size] = "ahead"
             if batch_size not in self._graphs:
-                size = self.preprocessing.input_size
-                self._graphs[batch_size] = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype)
-            if self.compile and batch_size not in self.compiled and batch_size not in self._upgrades:
-                build = self._compile if request is not None else self._compile_here
-                upgrade = threading.Thread(target=build, args=(request or batch_size,), daemon=True)
+                self._graphs[batch_size] = self._capture(batch_size)
+            if self.ways and batch_size not in self.compiled and batch_size not in self._upgrades:
+                upgrade = threading.Thread(target=self._upgrade, args=(request,), daemon=True)
                 upgrade.name = f"explorer-compile-{batch_size}"
                 self._upgrades[batch_size] = upgrade
                 upgrade.start()
@@ -87,53 +89,32 @@ class GpuRunner:
         with self._lock:
             self.captured(1)
 
-    def _request(self, batch_size: int) -> Request | None:
-        if self.compile != "ahead":
-            return None
+    def _request(self, batch_size: int) -> Request:
         precision = "bf16" if self.dtype == torch.bfloat16 else "fp32"
         size = self.preprocessing.input_size
         return Request(self.model.config, str(self.device), batch_size, self.top_k, size, precision)
 
-    def _load(self, request: Request) -> CapturedPipeline | None:
-        """The compiled graph from a finished build, or None, with a note, if it fails (its capture goes through
-        the GPU gate, so it needs no lock: the caller swaps it in)."""
-        try:
-            steps = load_steps(request.folder(), self.model, request)
-            size = self.preprocessing.input_size
-            graph = CapturedPipeline(self.model, request.batch_size, self.top_k, size, self.dtype, steps=steps)
-        except Exception as error:  # a damaged build: the plain kernels keep serving, and it is built again
-            self.notes += (f"the compiled pipeline did not load ({_cause(error)}); running uncompiled kernels",)
-            discard(request)
-            return None
-        return graph
-
-    def _compile(self, request: Request) -> None:
-        """Build in a child process (this thread waits without the interpreter), then load and swap in."""
-        if request.batch_size in self.compiled:
-            return
-        try:
-            ensure_built(request)
-        except Exception as error:  # compilers fail in many ways; the plain kernels keep serving
-            self.notes += (f"compiling failed ({_cause(error)}); running uncompiled kernels",)
-            return
-        graph = self._load(request)  # loaded and captured while the plain graph keeps serving
-        with self._lock:  # no call is replaying the old graph while it is swapped
-            if graph is not None and not self.stopped:
-                self._graphs[request.batch_size] = graph
-                self.compiled.add(request.batch_size)
-
-    def _compile_here(self, batch_size: int) -> None:
-        """torch.compile on this thread (a minute or two, holding the interpreter much of it), then swap in."""
+    def _capture(self, batch_size: int, steps: PipelineSteps | None = None) -> CapturedPipeline:
         size = self.preprocessing.input_size
-        try:
-            graph = CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype, compile=True)
-        except Exception as error:  # compilers fail in many ways; the plain kernels keep serving
-            self.notes += (f"torch.compile failed ({_cause(error)}); running uncompiled kernels",)
+        return CapturedPipeline(self.model, batch_size, self.top_k, size, self.dtype, steps=steps)
+
+    def _upgrade(self, request: Request) -> None:
+        """Find compiled kernels (minutes; this thread mostly waits on a child process), capture them while the
+        plain graph keeps serving, then swap them in under the lock; or say why not, a line a way."""
+        batch = request.batch_size
+        wanted = lambda: not (self.stopped or self.retired)  # noqa: E731
+        done = upgrade(self.model, request, partial(self._capture, batch), self.ways, log=self.log, wanted=wanted)
+        if done.way == "dropped":
             return
-        with self._lock:
+        if done.made is None:
+            self.notes += done.notes
+            self.log(f"batch {batch}: running uncompiled kernels (every way of compiling failed, above)")
+            return
+        with self._lock:  # no call is replaying the old graph while it is swapped
             if not self.stopped:
-                self._graphs[batch_size] = graph
-                self.compiled.add(batch_size)
+                self._graphs[batch] = done.made
+                self.compiled[batch] = done.way
+        self.log(f"batch {batch}: compiled pipeline in place after {done.seconds:.0f} s ({WAYS[done.way]})")
 
     def compiling(self, batch_size: int = 1) -> bool:
         """Whether a batch size's compiled graph is still being built or loaded."""
@@ -146,6 +127,11 @@ class GpuRunner:
         if upgrade is not None:
             upgrade.join(timeout)
         return batch_size in self.compiled
+
+    def retire(self) -> None:
+        """Another engine serves in this one's place: it keeps serving whoever still holds it, on the graphs it
+        has, but compiles nothing more (torch.compile would hold the interpreter for the engine that does)."""
+        self.retired = True
 
     def stop(self) -> tuple[str, ...]:
         """Let go of the graphs (call under the lock): the engine carries on elsewhere; the notes so far."""
@@ -203,7 +189,3 @@ class CpuRunner:
         computed = time.perf_counter()
         host_crops = [np.asarray(crop, dtype=np.uint8).copy() for crop in crops]
         return packed.numpy(), layout, host_crops, {"preprocess": ready - start, "forward and maps": computed - ready}
-
-
-def _cause(error: Exception) -> str:
-    return headline(str(error)) or type(error).__name__

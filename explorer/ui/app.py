@@ -5,8 +5,8 @@ Face Spaces) and ``explorer/serve/app.py`` in an installed package (``irv2-explo
 browser session runs its script as ``__main__``, which calls :func:`navigation`. ``streamlit run``
 also imports the script to find ``app`` (an ``st.App``) and serves that: the same pages, plus
 :func:`lifespan`, which starts loading the default model and its weights as soon as the server is
-up, before anyone connects (seconds on a CPU, a minute or two of compiling on a GPU, a download
-in the background where the weights are not cached yet).
+up, before anyone connects (seconds, CPU or GPU: a GPU's compiled kernels follow in the background, and so
+does a download where the weights are not cached yet).
 """
 
 from __future__ import annotations

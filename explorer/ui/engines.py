@@ -144,7 +144,7 @@ def engine_for(config: NetworkConfig, weights: str) -> Engine:
     """The engine of a network with some weights (built now if no session holds it): :class:`WeightsError`
     if the weights do not load."""
     key = (config.variant, config.repeats.as_tuple(), weights, weights_identity(weights))
-    with st.spinner("Loading the model (on a GPU this compiles and captures its pipeline: a minute or two, once)..."):
+    with st.spinner("Loading the model (seconds; on a GPU compiled kernels follow in the background)..."):
         return engine_pool().get(key)
 
 
@@ -153,7 +153,7 @@ def engine_of(config: NetworkConfig) -> tuple[Engine, EngineIdentity]:
     if config == VARIANTS["released"]:
         chosen = st.session_state.get("weights")
         try:
-            with st.spinner("Loading the model (on a GPU this compiles its pipeline: a minute or two, once)..."):
+            with st.spinner("Loading the model (seconds; on a GPU compiled kernels follow in the background)..."):
                 default_key, default_engine = server_defaults().current()  # both read together
         except RuntimeError:  # the start-up load failed: build here, where its error shows
             default_key, default_engine = RANDOM, engine_for(config, RANDOM)

@@ -27,8 +27,8 @@ def index_command(folder: Path, out: Path, *extra: str, processes: int = 1) -> l
     return [*launcher, "index", str(folder), "--out", str(out), *extra]
 
 
-def run(command: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def run(command: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(extra_env or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
 
 
@@ -91,3 +91,52 @@ def test_ctrl_c_leaves_no_index_and_the_same_command_goes_on(image_folder, one_p
     command[command.index("--out") + 1] = str(whole)
     assert run(command).returncode == 0
     assert_same_index(out, whole)
+
+
+# Compiling made to fail for real: Inductor finds no C++ compiler (read when it is first imported).
+NO_COMPILER = {"CXX": "/nonexistent/c++"}
+
+# compiled_or_plain as the index command calls it on a GPU with --compile auto, here on the CPU.
+AUTO_ON_THIS_CPU = """
+import sys
+from pathlib import Path
+import torch
+from explorer.channels import build_index
+from explorer.cli.engines import load_model
+from explorer.runtime.builds import Request
+from explorer.runtime.upgrade import Memory, compiled_or_plain
+
+folder, out, root = map(Path, sys.argv[1:4])
+model, info = load_model("random", "released", repeats=(1, 1, 1))  # as the index command's SMALL settings
+tried = []
+
+def build(compiled):
+    tried.append(compiled)
+    return build_index(folder, out, model, info, top_k=4, batch_size=4, dtype=torch.float32, compile=compiled)
+
+memory = Memory(Request(model.config, "cpu", 4, 4, 299, "fp32"), root, purpose="index")
+compiled_or_plain(build, memory, log=lambda line: print("note:", line))
+print("tried", tried)
+"""
+
+
+def test_compile_auto_falls_back_to_plain_kernels_says_why_and_remembers(image_folder, one_process, tmp_path):
+    script = [sys.executable, "-c", AUTO_ON_THIS_CPU, str(image_folder), str(tmp_path / "index"), str(tmp_path)]
+    first = run(script, NO_COMPILER)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (note,) = [line for line in first.stdout.splitlines() if line.startswith("note:")]
+    assert "failed: " in note and "C++ compiler" in note and note.endswith("plain kernels")
+    assert "tried [True, False]" in first.stdout
+    assert_same_index(tmp_path / "index", one_process)
+    shutil.rmtree(tmp_path / "index")
+    again = run(script, NO_COMPILER)  # remembered: not tried again
+    assert again.returncode == 0 and "tried [False]" in again.stdout, again.stderr[-2000:]
+    assert "failed before: " in again.stdout and "to try again" in again.stdout
+
+
+def test_compile_on_where_compiling_fails_is_one_line_and_leaves_nothing(image_folder, tmp_path):
+    out = tmp_path / "index"
+    done = run(index_command(image_folder, out, *SMALL, "--workers", "0", "--compile", "on"), NO_COMPILER)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("error: torch.compile failed: ")
+    assert "Traceback" not in done.stderr and not out.exists() and not out.with_name("index.partial").exists()

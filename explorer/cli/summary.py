@@ -19,5 +19,10 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     summary = commands.add_parser(
         "summary", parents=[parents.network(), parents.repeats()], help="the torchinfo summary, component by component"
     )
-    summary.add_argument("--depth", type=int, default=1, help="module levels to list in each component (default 1)")
+    summary.add_argument(
+        "--depth",
+        type=parents.whole_number(0),
+        default=1,
+        help="module levels to list in each component, from 0 (default 1)",
+    )
     summary.set_defaults(run=_summary)

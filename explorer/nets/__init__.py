@@ -26,6 +26,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "build": (
             "CONFIG_FIELDS",
+            "MAX_BLOCKS",
             "V4_FIELDS",
             "build_model",
             "make_config",

@@ -20,6 +20,11 @@ CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(InceptionResNetConfig) 
 V4_FIELDS = tuple(f.name for f in dataclasses.fields(InceptionV4Config) if f.name != "variant")
 
 
+#: The most blocks of a type the app's sliders and the CLI's ``--repeats`` build: three times the released
+#: network's 10 / 20 / 10 at most; beyond, a network takes minutes and gigabytes to build and shows nothing new.
+MAX_BLOCKS = 30
+
+
 def make_config(variant: str = "released", **overrides: object) -> NetworkConfig:
     """A variant's table with some entries replaced.
 

@@ -64,14 +64,26 @@ def names_from(found: object, where: str) -> tuple[str, ...]:
 
 def class_names(
     checkpoint: Path, classes: int, embedded: tuple[str, ...] | None, labels: str | Path | None
-) -> tuple[tuple[str, ...] | None, Path | None]:
-    """The names of a head's classes and the labels file they came from (None when from the checkpoint, or
-    when there are none to find: the caller says "class 0..."). The count must match the head."""
-    source: Path | None = Path(labels) if labels is not None else None
-    if source is None and embedded is None:
-        source = next((checkpoint.with_name(n) for n in LABEL_FILES if checkpoint.with_name(n).is_file()), None)
-    names = read_labels(source) if source is not None else embedded
-    if names is not None and len(names) != classes:
-        where = source.name if source is not None else checkpoint.name
-        raise LabelsError(f"{where} names {len(names)} classes, the head of {checkpoint.name} has {classes}")
-    return names, source
+) -> tuple[tuple[str, ...] | None, Path | None, str | None]:
+    """The names of a head's classes, the labels file they came from (None when from the checkpoint, or when there
+    are none to find: the caller says "class 0...") and a note for people, if any. Names given (``labels``, or
+    in the checkpoint) must match the head; a labels file merely found beside the checkpoint that does not (made
+    for another head, say) is passed over, with a note saying so."""
+    if labels is not None or embedded is not None:
+        source = Path(labels) if labels is not None else None
+        names = read_labels(source) if source is not None else embedded
+        if names is not None and len(names) != classes:
+            where = source.name if source is not None else checkpoint.name
+            raise LabelsError(f"{where} names {len(names)} classes, the head of {checkpoint.name} has {classes}")
+        return names, source, None
+    found = next((checkpoint.with_name(n) for n in LABEL_FILES if checkpoint.with_name(n).is_file()), None)
+    if found is None:
+        return None, None, None
+    try:
+        names = read_labels(found)
+    except LabelsError as error:
+        return None, None, f"{error}: not used (the classes are numbered)"
+    if len(names) != classes:
+        note = f"{found.name} beside {checkpoint.name} names {len(names)} classes, its head has {classes}: not used"
+        return None, None, note
+    return names, found, None

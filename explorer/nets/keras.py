@@ -111,9 +111,11 @@ def load_keras_file(
     if problems:
         raise WeightsError(f"{path.name} does not fit the released network", problems)
     try:
-        names, names_file = class_names(path, classes, None, labels) if classes else (None, None)
+        names, names_file, labels_note = class_names(path, classes, None, labels) if classes else (None, None, None)
     except LabelsError as error:
         raise WeightsError(str(error)) from None
+    if labels_note:
+        notes.append(labels_note)
     model.load_state_dict(state, strict=True, assign=True)
     identity = file_identity(path) + (f"|labels {file_identity(names_file)}" if names_file is not None else "")
     return model.float().eval(), WeightsInfo(f"Keras file {path.name}", False, tuple(notes), identity, names)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], tuple[str, ...
         except (SafetensorError, OSError, ValueError) as error:
             raise WeightsError(f"{path.name} is not a readable safetensors file ({error})") from None
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about a pickle it then refuses would come first
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by cause
         reason = _load_failure(str(error)) or type(error).__name__
         if "GLOBAL" in reason:  # the pickle names a Python callable to run (wording varies by torch version)
@@ -183,9 +186,11 @@ def load_weights_file(
         config = dataclasses.replace(config, num_classes=classes)
         notes.append(f"a head of {classes} classes (the network is built with it)")
     try:
-        names, names_file = class_names(path, config.num_classes, embedded, labels)
+        names, names_file, labels_note = class_names(path, config.num_classes, embedded, labels)
     except LabelsError as error:
         raise WeightsError(str(error)) from None
+    if labels_note:
+        notes.append(labels_note)
     model = model_from_config(config, seed=None, device="meta")
     problems = check_state_dict(model, state_dict)
     if problems:

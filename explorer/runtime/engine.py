@@ -69,9 +69,7 @@ class Engine:
     ) -> None:
         self.device, note = pick_device(device)
         self.notes: tuple[str, ...] = (note,) if note else ()
-        self.weights = weights
-        self.config = model.config
-        self.top_k = top_k
+        self.weights, self.config, self.top_k = weights, model.config, top_k
         self.preprocessing = preprocessing or preprocessing_for(model.config.variant)
         self.labels = weights.class_names or (imagenet_labels() if model.config.num_classes == 1000 else None)
         self._lock = threading.Lock()  # one forward at a time, whichever runner
@@ -104,8 +102,7 @@ class Engine:
                 self.notes += self.gpu.stop()
             self.model = self.model.to("cpu", memory_format=torch.contiguous_format).float()
             self.cpu_dtype = torch.float32
-            self.source = self.source.to("cpu")
-            self.device = torch.device("cpu")
+            self.source, self.device = self.source.to("cpu"), torch.device("cpu")
             self._runner = CpuRunner(self.model, self.preprocessing, self.cpu_dtype, self.top_k, self._lock)
             self.notes += (f"{reason}: running on the CPU instead",)
             self.gpu = None

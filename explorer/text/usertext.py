@@ -11,10 +11,12 @@ around it), and it is escaped for where it goes, so that it reads as the charact
 from __future__ import annotations
 
 import html
+import re
 import string
 import unicodedata
 from typing import Literal
 
+_ASCII_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*", re.ASCII)
 #: How much of a user's text a message quotes; the rest is an ellipsis.
 LIMIT = 60
 
@@ -79,11 +81,11 @@ def quoted(text: object, target: Target = "markdown", limit: int = LIMIT) -> str
 
 
 def parse_int(text: str) -> int | None:
-    """A whole number from a URL, as :func:`int` reads it ("3", " 3 ", "+3"), or None for anything else.
+    """A whole number from a URL in ASCII digits ("3", " 3 ", "+3", "-3"), or None for anything else.
 
-    ``str.isdigit`` is not the test: it accepts "²", which :func:`int` refuses.
+    Neither ``str.isdigit`` (it accepts "²") nor :func:`int` alone (it reads "٣" as 3 and "1_0" as 10) is the
+    test: an address names a number one way, so that it can be written back the same (``str(number)``).
     """
-    try:
-        return int(text)
-    except (TypeError, ValueError):
+    if not isinstance(text, str) or not _ASCII_INTEGER.fullmatch(text):
         return None
+    return int(text)

@@ -11,7 +11,7 @@ from explorer.channels.reader import ChannelIndex
 from explorer.channels.visualise import check_target
 from explorer.drawing.heatmaps import colourise, overlay, png_bytes
 from explorer.runtime import Engine, EngineIdentity
-from explorer.text.usertext import quoted, shown
+from explorer.text.usertext import parse_int, quoted, shown
 from explorer.ui.channels import builder, channel_map, channel_mosaic, index_in_use, outlined_example
 from explorer.ui.gallery import visualise_button
 
@@ -31,15 +31,19 @@ def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest
     count = channel_count(engine.source, repr(engine.config), block)
     asked = st.query_params.get("channel")
     if asked is not None:
-        try:
-            channel = int(asked)
-            if not 0 <= channel < count:
-                raise ValueError(f"{block} has channels 0 to {count - 1}, not {channel}")
-        except ValueError as error:
-            message = error if "channels 0" in str(error) else f"{quoted(asked)} is not a channel number"
-            st.error(f"{shown(message, limit=300)}. Here are all the channels instead.", icon=":material/link_off:")
+        channel = parse_int(asked)
+        if channel is None or not 0 <= channel < count:
+            # Quoted once: the user's text escaped by quoted(), the rest the app's own words.
+            message = (
+                f"{quoted(asked)} is not a channel number"
+                if channel is None
+                else f"{shown(block)} has channels 0 to {count - 1}, not {channel}"
+            )
+            st.error(f"{message}. Here are all the channels instead.", icon=":material/link_off:")
             del st.query_params["channel"]
         else:
+            if asked != str(channel):  # "+3", " 3": the address names it as links do
+                st.query_params["channel"] = str(channel)
             channel_detail(engine, engine_key, index, block, channel, digest, data, crop)
             builder(engine)
             return

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.nets import VARIANT_DESCRIPTIONS, VARIANTS, NetworkConfig, make_config
+from explorer.nets import MAX_BLOCKS, VARIANT_DESCRIPTIONS, VARIANTS, NetworkConfig, make_config
 from explorer.nets.weights import RANDOM
 from explorer.text.usertext import parse_int, quoted, shown
 from explorer.ui.engines import server_defaults, weights_in_use, weights_sidebar
 from explorer.ui.state import keep, widget_default
-
-MAX_BLOCKS = 30  # the sliders' range
 
 
 def _written() -> dict[str, set[str]]:

@@ -84,10 +84,26 @@ def test_cli_summary_prints_components():
 
 @pytest.mark.parametrize(
     "args",
-    [("summary", "--variant", "v9"), ("summary", "--repeats", "0", "1", "1"), ("summary", "--depth", "x")],
+    [
+        ("summary", "--variant", "v9"),
+        ("summary", "--repeats", "0", "1", "1"),
+        ("summary", "--depth", "x"),
+        ("summary", "--depth", "-3"),  # depths go from 0
+        ("counts", "--repeats", "99999999", "1", "1"),  # the app's range (1 to 30), not minutes of building
+        ("counts", "--repeats", "31", "1", "1"),
+        ("counts", "--repeats", "\u0663", "1", "1"),  # an Arabic-Indic 3: int() takes it, a number here is ASCII
+        ("counts", "--repeats", "1_0", "1", "1"),  # int() reads 10
+        ("summary", "--depth", "\u00b2"),
+    ],
 )
 def test_cli_bad_input_is_one_line_without_traceback(args):
     result = run_cli(*args)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].count("error") == 1
+
+
+def test_cli_takes_the_app_limits_and_depth_zero():
+    widest = run_cli("summary", "--repeats", "30", "1", "+1", "--depth", "0")
+    assert widest.returncode == 0, widest.stderr
+    assert "Inception-ResNet-A x30" in widest.stdout and "repeat.0" not in widest.stdout  # depth 0: components only

@@ -60,9 +60,19 @@ def test_names_from_a_pth_dict_or_a_labels_file_and_the_command_line(fine_tuned,
     other = tmp_path / "other.json"
     other.write_text(json.dumps({str(i): name.upper() for i, name in enumerate(NAMES)}))
     assert load_weights_file(bare, make_config("released"), other)[1].class_names[0] == "DAISY"
-    (bare.parent / "labels.txt").write_text("daisy\nrose\n")
+    (bare.parent / "labels.txt").write_text("daisy\nrose\n")  # made for another head: found, not asked for
+    _, passed_over = load_weights_file(bare, make_config("released"))
+    assert passed_over.class_names is None and "labels" not in passed_over.identity
+    assert "labels.txt beside model.safetensors names 2 classes, its head has 7: not used" in passed_over.notes
     with pytest.raises(WeightsError, match=r"labels\.txt names 2 classes, the head of model\.safetensors has 7"):
-        load_weights_file(bare, make_config("released"))
+        load_weights_file(bare, make_config("released"), bare.parent / "labels.txt")  # asked for: an error
+    (bare.parent / "labels.txt").write_bytes(b"\xff\xfe\x00broken")
+    _, unreadable = load_weights_file(bare, make_config("released"))
+    assert unreadable.class_names is None and any(
+        n.endswith("not used (the classes are numbered)") for n in unreadable.notes
+    )
+    assert main(["infer", str(sample_paths()[0]), "--weights", str(bare), "--device", "cpu"]) == 0
+    assert "not used (the classes are numbered)" in capsys.readouterr().out  # among the result's notes
     assert main(["weights", "check", str(pth)]) == 0  # the command line reads the same (infer: the engine's test)
     assert "head: 7 classes (daisy, dandelion, rose, sunflower, tulip, ...)" in capsys.readouterr().out
 

@@ -316,3 +316,13 @@ def test_inception_v4_weights_from_the_hub_load_strictly_and_give_timms_logits(t
         assert (model(photos) - peer(photos)).abs().max().item() <= 1e-4
     with pytest.raises(WeightsError, match="holds the released network's weights"):
         load_hub_weights(INCEPTION_V4, "tf_in1k", cache_dir=tmp_path / "cache")
+
+
+def test_cli_a_plain_pickle_is_one_line_with_no_warning_before_it(tmp_path):
+    import pickle
+
+    (tmp_path / "plain.pth").write_bytes(pickle.dumps({"conv2d_1a.conv.weight": [1.0]}, protocol=4))
+    done = cli("infer", str(SAMPLES_DIR / "cat.jpg"), "--weights", str(tmp_path / "plain.pth"), "--device", "cpu")
+    assert done.returncode != 0
+    # torch warns about pickle protocol 4 before refusing the file: only the refusal is shown
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith("error: plain.pth is not a")

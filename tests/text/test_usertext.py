@@ -63,9 +63,22 @@ def test_plotly_text_is_html_escaped():
 
 
 @pytest.mark.parametrize(
-    ("text", "number"), [("3", 3), (" 3 ", 3), ("+3", 3), ("²", None), ("3.0", None), ("", None), ("1e3", None)]
+    ("text", "number"),
+    [
+        ("3", 3),
+        (" 3 ", 3),
+        ("+3", 3),
+        ("-3", -3),
+        ("²", None),
+        ("3.0", None),
+        ("", None),
+        ("1e3", None),
+        ("\u0663", None),  # an Arabic-Indic 3, which int() reads as 3
+        ("1_0", None),  # int() reads 10
+        ("\uff13", None),  # a full-width 3
+    ],
 )
-def test_numbers_in_urls_are_what_int_accepts(text, number):
+def test_numbers_in_urls_are_ascii_digits(text, number):
     assert parse_int(text) == number
 
 

@@ -371,3 +371,15 @@ def test_new_head_refuses_one_class_duplicate_names_and_an_image_in_two_classes(
     page.multiselect(key="transfer_samples_1").set_value(["cat", "rocket"]).run()
     page.button[0].click().run()
     assert not page.exception and "the same image is in class “class 1” and in class “sky”" in page.error[0].value
+
+
+def test_a_channel_in_the_address_is_ascii_digits_written_back_as_links_write_it():
+    odd = open_map(node="repeat.3", channel="+7")
+    assert not odd.exception and not odd.error
+    assert "**Channel 7 of repeat.3**" in markdown_text(odd)
+    assert odd.query_params["channel"] in (["7"], "7")  # the canonical spelling, as a link would have it
+    for asked in ("\u0663", "1_0", "\u00b2", "<script>"):
+        bad = open_map(node="repeat.3", channel=asked)
+        errors = as_read(" ".join(e.value for e in bad.error))
+        assert f"“{asked}” is not a channel number. Here are all the channels instead." in errors, (asked, errors)
+        assert not bad.exception and "channel" not in bad.query_params

@@ -131,16 +131,20 @@ def build_session_index(engine: Engine, uploads: list, use_samples: bool) -> Non
                 raise
         count = sum(1 for _ in images.iterdir())
         bar = st.progress(0.0, text=f"Indexing {count} files...")
-        build_index(
-            images,
-            out,
-            engine.source,
-            engine.weights,
-            device=engine.device,
-            dtype=torch.float32,
-            progress=lambda p: bar.progress(p.done / p.total, text=f"{p.done} of {p.total} files, {p.rate:.1f}/s"),
-        )
-        bar.empty()
+        try:
+            build_index(
+                images,
+                out,
+                engine.source,
+                engine.weights,
+                device=engine.device,
+                dtype=torch.float32,
+                progress=lambda p: bar.progress(p.done / p.total, text=f"{p.done} of {p.total} files, {p.rate:.1f}/s"),
+            )
+        except (FolderError, IndexFileError) as error:  # its words name the server's folder: the user's files instead
+            raise ValueError(str(error).replace(str(images), "your files").replace(str(home), "the server")) from None
+        finally:
+            bar.empty()
     st.session_state.setdefault("channel_index", {})[engine.identity] = str(out)
 
 

@@ -82,6 +82,7 @@ def test_counts_page_opens_on_the_convention_in_the_link():
     assert param(page, "convention") == "conv_layers"  # the pick goes back into the address
     bad = opened("counts.py", convention="floors")
     assert not bad.exception and "No convention called “floors”" in bad.error[0].value
+    assert "convention" not in bad.query_params  # said once, then gone from the address
 
 
 def test_tour_step_is_in_the_address_and_the_buttons_move_it():

@@ -34,6 +34,7 @@ if asked is not None and asked not in keys:
     st.error(
         f"No convention called {quoted(asked)}; the conventions are {', '.join(keys)}.", icon=":material/link_off:"
     )
+    del st.query_params["convention"]  # said once; the address keeps no value that names nothing
 elif asked is not None:
     st.session_state["convention"] = names[keys.index(asked)]
 

@@ -71,6 +71,7 @@ def build(request: Request, folder: Path, workers: int | None = None, log: Calla
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder.parent / "inductor-ahead")
     model = stand_in(request)
     groups = block_groups(model)
+    _examples(request, model, groups)  # fails at once for an input the network cannot take
     costs = {name: len(part.blocks) if isinstance(part, BlockGroup) else 1 for name, part in _parts(model, groups, 1)}
     del costs["head"]  # built here, while the pool builds the rest
     workers = max(1, min(workers or os.cpu_count() or 1, 4, len(costs)))
@@ -120,6 +121,23 @@ def _check(request: Request, folder: Path, model: InceptionNetwork) -> None:
     check(request, model, rows)
 
 
+def _examples(request: Request, model: InceptionNetwork, groups: list[BlockGroup]) -> dict[str, tuple]:
+    """Each step's example inputs: what the steps before it give (an eager forward: an input the network cannot
+    take fails here, in a second, before any process is started or anything compiled)."""
+    size = request.input_size
+    x = torch.zeros(request.batch_size, 3, size, size, device=next(model.parameters()).device, dtype=request.dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    examples: dict[str, tuple] = {}
+    with torch.no_grad():
+        for i, group in enumerate(groups):
+            outputs, residuals = group(x)
+            examples[f"forward-{i}"] = (x,)
+            examples[f"reduce-{i}"] = (outputs, x, residuals)
+            x = outputs[-1]
+    examples["head"] = (x,)
+    return examples
+
+
 def _build_parts(
     request: Request, folder: Path, names: list[str], log: Callable[[str], None] = print
 ) -> dict[str, tuple]:
@@ -128,19 +146,10 @@ def _build_parts(
 
     model = stand_in(request)
     groups = block_groups(model)
-    size = request.input_size
-    x = torch.zeros(request.batch_size, 3, size, size, device=next(model.parameters()).device, dtype=request.dtype)
-    x = x.contiguous(memory_format=torch.channels_last)
-    examples: dict[str, tuple] = {}
+    examples = _examples(request, model, groups)
+    options = {"aot_inductor.package_constants_in_so": False}  # each engine hands in its own weights
+    parts = dict(_parts(model, groups, request.top_k))
     with torch.no_grad():
-        for i, group in enumerate(groups):  # each step's example inputs: what the steps before it give
-            outputs, residuals = group(x)
-            examples[f"forward-{i}"] = (x,)
-            examples[f"reduce-{i}"] = (outputs, x, residuals)
-            x = outputs[-1]
-        examples["head"] = (x,)
-        options = {"aot_inductor.package_constants_in_so": False}  # each engine hands in its own weights
-        parts = dict(_parts(model, groups, request.top_k))
         for name in names:
             log(f"compiling {name}")
             exported = torch.export.export(parts[name], examples[name], strict=False)

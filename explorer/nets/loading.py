@@ -11,6 +11,7 @@ from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.weights import (
     RANDOM,
+    SESSION_FILE,
     WEIGHT_SUFFIXES,
     WeightsError,
     WeightsInfo,
@@ -43,7 +44,8 @@ def parse_weights_key(value: str) -> str:
         repo_of(tag)  # refuses unknown tags
         return f"hub:{tag}"
     if kind == "file" and colon and name:
-        if Path(name).name != name or name in (".", ".."):
+        session_file = SESSION_FILE.fullmatch(name) is not None  # a session's own checkpoint, by the app
+        if (Path(name).name != name and not session_file) or Path(name).name in (".", ".."):
             raise WeightsError(f"file:{name}: give a file name inside {weights_dir()}/, not a path")
         if Path(name).suffix not in WEIGHT_SUFFIXES:
             raise WeightsError(f"file:{name}: expected one of {', '.join(WEIGHT_SUFFIXES)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".keras", ".h5")
 
 #: The weights key of seeded random weights.
 RANDOM = "random"
+
+#: The folder of the weights folder where sessions keep what they made (a new head's checkpoint): one folder a
+#: session, named by its id, or ``shared`` where the server lists them to everyone.
+SESSION_FILES = "new-heads"
+SESSION_FILE = re.compile(rf"{SESSION_FILES}/(shared|[0-9a-f-]{{8,64}})/[^/\\]+")
 
 
 def weights_dir() -> Path:

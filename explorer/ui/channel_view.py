@@ -47,18 +47,32 @@ def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest
             channel_detail(engine, engine_key, index, block, channel, digest, data, crop)
             builder(engine)
             return
-    orders = ORDERS if index is not None else {"index": ORDERS["index"]}
-    order_by = (
-        st.segmented_control(
-            "Sort by", list(orders), format_func=orders.get, default=list(orders)[-1], key=f"channel_order_{block}"
+    order_by = "index"
+    if index is not None:  # without an index there is one order, the channels' numbers: nothing to choose
+        order_by = (
+            st.segmented_control(
+                "Sort by", list(ORDERS), format_func=ORDERS.get, default=list(ORDERS)[-1], key=f"channel_order_{block}"
+            )
+            or list(ORDERS)[-1]
         )
-        or list(orders)[-1]
-    )
     order = index.order(block, order_by) if index is not None else np.arange(count)
     pages = -(-len(order) // PER_PAGE)
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"channel_page_{block}") if pages > 1 else 1
     on_page = [int(c) for c in order[(page - 1) * PER_PAGE : page * PER_PAGE]]
     images = visualise_button(engine, block, on_page, "Visualise this page", f"visualise_page_{block}_{page}")
+    if index is None and not images:
+        _open_by_number(block, count)  # no examples and no pictures yet: 24 tiles would be empty
+    else:
+        _tiles(block, on_page, images, index)
+    st.caption(
+        "Above, when visualised: the image that excites the channel most (feature visualisation). Below: its "
+        "strongest images from the index, each cut to the part its maximum sees (its receptive field; deep blocks "
+        "see all of it). Open one for the whole images."
+    )
+    builder(engine)
+
+
+def _tiles(block: str, on_page: list[int], images: dict, index: ChannelIndex | None) -> None:
     per_row = 6
     for start in range(0, len(on_page), per_row):
         for column, channel in zip(st.columns(per_row), on_page[start : start + per_row], strict=False):
@@ -73,12 +87,14 @@ def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest
             if column.button("Open", key=f"channel_open_{block}_{channel}"):
                 st.query_params["channel"] = str(channel)
                 st.rerun()
-    st.caption(
-        "Above, when visualised: the image that excites the channel most (feature visualisation). Below: its "
-        "strongest images from the index, each cut to the part its maximum sees (its receptive field; deep blocks "
-        "see all of it). Open one for the whole images."
-    )
-    builder(engine)
+
+
+def _open_by_number(block: str, count: int) -> None:
+    number, go = st.columns([3, 1], vertical_alignment="bottom")
+    channel = number.number_input(f"Channel (0 to {count - 1})", 0, count - 1, 0, key=f"channel_number_{block}")
+    if go.button("Open", key=f"channel_open_number_{block}", icon=":material/open_in_new:"):
+        st.query_params["channel"] = str(int(channel))
+        st.rerun()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)

@@ -8,12 +8,14 @@ that sessions asking for the same one share it). Sessions keep only that name, a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import streamlit as st
@@ -25,9 +27,12 @@ from explorer.drawing.examples import crop_box, mosaic, outlined
 from explorer.drawing.heatmaps import png_bytes
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image, sample_paths
+from explorer.runtime.jobs import Report
 from explorer.runtime.preprocessing import crop_for_network, preprocessing_for
 from explorer.text.usertext import shown
 from explorer.ui.caches import cached_block_inputs
+from explorer.ui.disk import indexes_root, server_disk
+from explorer.ui.jobs import job_button, session_id
 
 SERVER_INDEX = "EXPLORER_INDEX"
 #: The most images a session's own index may hold (on a CPU server, about a minute's work), and their bytes.
@@ -64,7 +69,7 @@ def index_in_use(engine: Engine) -> tuple[ChannelIndex | None, str]:
 
 # ------------------------------------------------------------------------------ a session's own index
 def _folder_for(key: str) -> Path:
-    return Path(tempfile.gettempdir()) / "explorer-indexes" / key
+    return indexes_root() / key
 
 
 def gather_images(uploads: list, use_samples: bool, into: Path) -> int:
@@ -111,41 +116,62 @@ def _zip_members(name: str, data: bytes) -> list[tuple[str, bytes]]:
         raise ValueError(f"{name} is not a zip file that can be read ({error})") from None
 
 
-def build_session_index(engine: Engine, uploads: list, use_samples: bool) -> None:
-    """Build (or find, when another session built the same) an index of the samples or the uploads, with a
-    progress bar; the session keeps its folder's name."""
+def _count_images(uploads: list, use_samples: bool) -> int:
+    """About how many images an index of these would hold (a zip's members read from its directory)."""
+    count = len(sample_paths()) if use_samples else 0
+    for upload in uploads:
+        if upload.name.lower().endswith(".zip"):
+            with contextlib.suppress(zipfile.BadZipFile, OSError, EOFError):  # said when the job reads it
+                count += len(zipfile.ZipFile(io.BytesIO(upload.getvalue())).infolist())
+        else:
+            count += 1
+    return count
+
+
+def index_job(engine: Engine, uploads: list, use_samples: bool) -> tuple[str, Callable[[Report], str]]:
+    """Where the index of the samples or the uploads lives (named by what it depends on, so that sessions asking
+    for the same one share it) and the work that builds it there, reporting its progress; the work returns the
+    index's folder."""
     digest = hashlib.sha256(repr(tuple(engine.identity)).encode())
     for upload in sorted(uploads, key=lambda u: u.name):
         digest.update(hashlib.sha256(upload.getvalue()).digest())
     digest.update(b"samples" if use_samples else b"")
     home = _folder_for(digest.hexdigest()[:24])
     images, out = home / "images", home / "index"
-    if not (out / "manifest.json").exists():
+    source, weights, device = engine.source, engine.weights, engine.device
+    disk, me = server_disk(), session_id()
+    nbytes = sum(len(upload.getvalue()) for upload in uploads)
+
+    def work(report: Report) -> str:
+        if (out / "manifest.json").exists():
+            return str(out)
+        disk.check(me, nbytes, "This index's images")
         if not images.exists():
-            work = Path(tempfile.mkdtemp(prefix=".images-", dir=_ready(home)))
+            gathered = Path(tempfile.mkdtemp(prefix=".images-", dir=_ready(home)))
             try:
-                gather_images(uploads, use_samples, work)
-                work.rename(images)
+                gather_images(uploads, use_samples, gathered)
+                gathered.rename(images)
             except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(gathered, ignore_errors=True)
                 raise
         count = sum(1 for _ in images.iterdir())
-        bar = st.progress(0.0, text=f"Indexing {count} files...")
+        report(0.0, f"indexing {count} files")
         try:
             build_index(
                 images,
                 out,
-                engine.source,
-                engine.weights,
-                device=engine.device,
+                source,
+                weights,
+                device=device,
                 dtype=torch.float32,
-                progress=lambda p: bar.progress(p.done / p.total, text=f"{p.done} of {p.total} files, {p.rate:.1f}/s"),
+                progress=lambda p: report(p.done / p.total, f"{p.done} of {p.total} files, {p.rate:.1f}/s"),
             )
         except (FolderError, IndexFileError) as error:  # its words name the server's folder: the user's files instead
             raise ValueError(str(error).replace(str(images), "your files").replace(str(home), "the server")) from None
-        finally:
-            bar.empty()
-    st.session_state.setdefault("channel_index", {})[engine.identity] = str(out)
+        disk.claim(me, home)
+        return str(out)
+
+    return str(out), work
 
 
 def _ready(folder: Path) -> Path:
@@ -154,7 +180,7 @@ def _ready(folder: Path) -> Path:
 
 
 def builder(engine: Engine) -> None:
-    """The form that builds a session's own index."""
+    """The form that builds a session's own index, as a job of the server's queue."""
     with st.expander("Build an index of your own, from the samples or your images", expanded=False):
         source = st.radio("From", ["The samples", "My images"], horizontal=True, key="index_source")
         uploads = []
@@ -167,12 +193,27 @@ def builder(engine: Engine) -> None:
                 )
                 or []
             )
-        if st.button("Build the index", key="index_build", disabled=source == "My images" and not uploads):
-            try:
-                build_session_index(engine, uploads, source == "The samples")
-                st.rerun()
-            except (ValueError, FolderError, IndexFileError, OSError) as error:
-                st.error(shown(error, limit=400), icon=":material/folder_off:")
+            if not uploads:
+                st.caption("Add images or zips of images to index them.")
+                return
+        use_samples = source == "The samples"
+        out, work = index_job(engine, uploads, use_samples)
+        count = min(_count_images(uploads, use_samples), MAX_IMAGES)
+        # About a minute for the most a session may index on a 2-core CPU (README, The Channels view); seconds on
+        # a GPU.
+        seconds = 5 + count * (0.05 if engine.device.type == "cuda" else 0.3)
+        done = job_button(
+            ("index", out),
+            f"Indexing {count} image{'s' if count != 1 else ''}",
+            work,
+            estimate_s=seconds,
+            button="Build the index",
+            widget_key="index_build",
+            failed="The index was not built",
+        )
+        if done is not None:
+            st.session_state.setdefault("channel_index", {})[engine.identity] = done.result
+            st.rerun()
 
 
 # ------------------------------------------------------------------------------ pictures of the examples

@@ -8,12 +8,13 @@ import streamlit as st
 from explorer.nets import VARIANTS, NetworkConfig, make_config
 from explorer.nets.hub import HUB_REPOS, download_hub_weights, hub_tags_for
 from explorer.nets.loading import load_weights, weights_identity
-from explorer.nets.weights import RANDOM, WeightsError, local_weight_files, weights_dir
+from explorer.nets.weights import RANDOM, SESSION_FILES, WeightsError, local_weight_files, weights_dir
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.default_weights import DefaultWeights
 from explorer.runtime.engine_pool import EnginePool
 from explorer.text.messages import headline
 from explorer.text.usertext import shown
+from explorer.ui.disk import own_weight_names
 
 PoolKey = tuple[str, tuple[int, int, int], str, str]  # variant, blocks of each type, weights key, its identity
 
@@ -54,6 +55,8 @@ def _weights_label(key: str) -> str:
     if key == RANDOM:
         return "Random (seed 0)"
     kind, _, name = key.partition(":")
+    if name.startswith(f"{SESSION_FILES}/"):  # a new head made in a session: its file's name
+        return f"Made here: {name.rsplit('/', 1)[-1]}"
     return f"File: {name}" if kind == "file" else f"Hub: {name}"
 
 
@@ -79,7 +82,8 @@ def weights_sidebar(config: NetworkConfig) -> None:
                 with st.popover("Why, and what to do", icon=":material/help:"):
                     st.markdown(f"The server's default weights: {status.message}.")
         tags = hub_tags_for(config.variant)
-        options = [RANDOM] + [f"file:{p.name}" for p in local_weight_files()] + [f"hub:{tag}" for tag in tags]
+        files = [p.name for p in local_weight_files()] + own_weight_names()
+        options = [RANDOM] + [f"file:{name}" for name in files] + [f"hub:{tag}" for tag in tags]
         current = weights_in_use(config)
         choice = st.radio(
             "Weights",

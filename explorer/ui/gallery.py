@@ -1,4 +1,4 @@
-"""Feature visualisations in the app: computed on request with a progress bar, kept once per server."""
+"""Feature visualisations in the app: computed on request as jobs of the server's queue, kept once per server."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import streamlit as st
 from explorer.channels.gallery import ChannelImage, Gallery
 from explorer.channels.visualise import Settings
 from explorer.runtime import Engine
-from explorer.text.usertext import shown
+from explorer.runtime.jobs import Report
+from explorer.ui.jobs import job_button
 
 
 @st.cache_resource(show_spinner=False)
@@ -28,34 +29,40 @@ def kept_images(engine: Engine, block: str, channels: list[int]) -> dict[int, Ch
 
 
 def visualise_button(engine: Engine, block: str, channels: list[int], label: str, key: str) -> dict[int, ChannelImage]:
-    """The channels' visualisations: those kept, and, on the button's press, the rest, with a progress bar."""
+    """The channels' visualisations: those kept, and a button that makes the rest as a job of the server's queue
+    (one job for every session asking for the same ones)."""
     kept = kept_images(engine, block, channels)
     missing = [c for c in channels if c not in kept]
     if missing:
-        settings = settings_for(engine)
+        settings, gallery = settings_for(engine), server_gallery()
         # Measured (README, Feature visualisation): on an H200 about 25 s for up to 64 channels (launch-bound);
         # on a 2-core CPU 10 s for one channel, 39 s for eight.
         seconds = 25.0 if engine.device.type == "cuda" else 5 + 4.5 * len(missing)
-        if st.button(
-            f"{label} ({len(missing)} channel{'s' if len(missing) > 1 else ''}, about {seconds:.0f} s here)",
-            key=key,
+        source, identity, device = engine.source, engine.identity, engine.device
+
+        def work(report: Report) -> None:
+            gallery.images(
+                source,
+                identity,
+                block,
+                missing,
+                settings,
+                device,
+                progress=lambda step, steps: report(step / steps, f"step {step} of {steps}"),
+            )
+
+        many = f"{len(missing)} channel{'s' if len(missing) > 1 else ''}"
+        done = job_button(
+            ("visualise", identity, block, tuple(missing), settings),
+            f"Visualising {many} of {block}",
+            work,
+            estimate_s=seconds,
+            button=label,
+            widget_key=key,
+            failed="The visualisation failed",
             icon=":material/auto_awesome:",
-        ):
-            bar = st.progress(0.0, text="Optimising...")
-            try:
-                server_gallery().images(
-                    engine.source,
-                    engine.identity,
-                    block,
-                    missing,
-                    settings,
-                    engine.device,
-                    progress=lambda step, steps: bar.progress(step / steps, text=f"step {step} of {steps}"),
-                )
-            except (RuntimeError, ValueError) as error:  # out of memory, above all
-                bar.empty()
-                st.error(f"The visualisation failed: {shown(error, limit=300)}", icon=":material/error:")
-                return kept
+        )
+        if done is not None:
             st.rerun()  # drawn again without the button: every image asked for is kept now
     if kept and engine.weights.random:
         st.caption(

@@ -95,7 +95,8 @@ def server(tmp_path_factory) -> Iterator[str]:
         timeout=600,
     )
     assert made.returncode == 0, made.stderr[-2000:]
-    env = {"EXPLORER_WEIGHTS_DIR": str(empty_weights), "EXPLORER_INDEX": str(index)}
+    # One job at a time, as a 2-core server runs them, wherever the suite runs.
+    env = {"EXPLORER_WEIGHTS_DIR": str(empty_weights), "EXPLORER_INDEX": str(index), "EXPLORER_JOBS": "1"}
     process = start_app(port, ARTIFACTS / "streamlit.log", env)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
@@ -457,6 +458,10 @@ def test_a_blocks_gallery_of_feature_visualisations_and_one_channels_image(page,
     expect(page.get_by_text(re.compile(r"^ch \d+: max "))).to_have_count(24)
     page.evaluate(SAW_PROGRESS)  # the bar may come and go between two looks: a watcher sees it
     page.locator("button", has_text="Visualise this page").click()
+    page.get_by_text(
+        re.compile(r"Visualising 24 channels of conv2d_2a takes about \d+ (s|min) of this server")
+    ).wait_for()
+    page.locator("button", has_text="Start").click()
     page.get_by_text("Random weights: these images show the optimiser").wait_for(timeout=300_000)
     settle(page)
     assert re.search(r"step \d+ of 128", page.evaluate("window.sawProgress"))
@@ -468,6 +473,53 @@ def test_a_blocks_gallery_of_feature_visualisations_and_one_channels_image(page,
     settle(page)
     page.get_by_text("what excites it most").first.wait_for()  # kept from the page's run: nothing to compute
     expect(page.locator("button", has_text="Visualise it")).to_have_count(0)
+
+
+def progress_text(tab) -> str:
+    bar = tab.locator("[data-testid='stProgress']").first
+    bar.wait_for(timeout=120_000)
+    return bar.inner_text()
+
+
+def test_a_second_session_shares_the_same_job_waits_for_another_and_cancels(browser, server):
+    """Two students on one server that runs one job at a time: the same request runs once for both, another
+    waits in the queue and says so, and cancelling drops a session's wait, the job once nobody waits for it."""
+    tabs = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        tab = context.new_page()
+        tab.goto(f"{server}/map?node=mixed_5b&image=cat")
+        settle(tab)
+        tab.locator("button", has_text=re.compile("^Channels$")).click()
+        settle(tab)
+        tabs.append(tab)
+    first, second = tabs
+    for tab in tabs:  # 24 channels of a deep block: minutes here, so each is asked to confirm
+        tab.locator("button", has_text="Visualise this page").click()
+        tab.locator("button", has_text="Start").click()
+        tab.get_by_text(re.compile(r"^Visualising 24 channels of mixed_5b: step \d+ of 128")).first.wait_for()
+    # One job, both sessions on it.
+    expect(second.get_by_text(re.compile(r"asked for by 2 sessions: one job for all"))).to_be_visible()
+    expect(first.get_by_text(re.compile(r"asked for by 2 sessions: one job for all"))).to_be_visible()
+    second.locator("button", has_text="Cancel").click()
+    second.locator("button", has_text="Visualise this page").wait_for()  # its wait dropped...
+    expect(first.get_by_text(re.compile(r"asked for by"))).to_have_count(0)  # ...the job goes on for the first
+    assert re.search(r"step \d+ of 128", progress_text(first))
+    # Another request waits behind it, and says so.
+    second.goto(f"{server}/map?node=mixed_5b&image=cat&channel=300")
+    settle(second)
+    second.locator("button", has_text="Visualise it").click()
+    second.get_by_text(
+        re.compile(r"waiting in the server's queue, 1 job ahead of yours \(it runs 1 at a time\)")
+    ).wait_for()
+    second.screenshot(path=str(ARTIFACTS / "job-queued.png"), full_page=True)
+    second.locator("button", has_text="Cancel").click()
+    second.locator("button", has_text="Visualise it").wait_for()
+    first.locator("button", has_text="Cancel").click()  # nobody waits for it now: the job stops, keeping nothing
+    first.locator("button", has_text="Visualise this page").wait_for()
+    expect(first.get_by_text(re.compile(r"^visualised: "))).to_have_count(0)
+    for tab in tabs:
+        tab.context.close()
 
 
 LEGEND_IN_SIGHT = """() => {
@@ -535,6 +587,21 @@ def test_new_head_from_two_classes_of_samples(page):
     choose(page, "Sample", "cat")
     said = page.locator("[data-testid='stMarkdown']").filter(has_text="the new head says").first
     expect(said).to_have_text(re.compile(r"^cat: the new head says warm"), timeout=120_000)
+    # Kept on the server for this session only: its Weights box lists it, another session's does not.
+    page.get_by_role("button", name="Make the checkpoint").click()
+    page.get_by_text(re.compile(r"Also kept on the server as new-head-2-classes-\w+\.safetensors")).wait_for(
+        timeout=300_000
+    )
+    settle(page)
+    page.get_by_role("button", name="Download new-head.safetensors").wait_for()
+    go(page, "Layer counts")  # the sidebar's Weights box, drawn again with the new file
+    page.locator("[data-testid='stSidebar']").get_by_text(re.compile(r"^Made here: new-head-2-classes-")).wait_for()
+    other = page.context.browser.new_context().new_page()
+    other.goto(page.url)
+    settle(other)
+    other.locator("[data-testid='stSidebar']").get_by_text("Random (seed 0)").wait_for()
+    expect(other.get_by_text(re.compile(r"^Made here: "))).to_have_count(0)
+    other.context.close()
 
 
 def test_why_did_it_say_that_shows_each_method(page):

@@ -49,38 +49,19 @@ def test_too_many_files_or_a_broken_zip_are_refused(tmp_path):
 
 
 def test_an_index_of_uploads_that_fails_names_no_folder_of_the_server():
-    from streamlit.testing.v1 import AppTest
+    """Built as the app builds it, a job of the server's queue: its failure, the line the page shows."""
+    from explorer.nets import build_model
+    from explorer.nets.weights import WeightsInfo
+    from explorer.runtime import Engine
+    from explorer.runtime.jobs import Jobs
+    from explorer.ui.channels import index_job
 
-    def script() -> None:
-        import io
-        import zipfile
-
-        import streamlit as st
-
-        from explorer.nets import build_model
-        from explorer.nets.weights import WeightsInfo
-        from explorer.runtime import Engine
-        from explorer.ui.channels import build_session_index
-
-        class Upload:
-            def __init__(self, name: str, data: bytes) -> None:
-                self.name, self._data = name, data
-
-            def getvalue(self) -> bytes:
-                return self._data
-
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("notes.txt", "not a picture\n")
-        model = build_model("released", seed=0, repeats=(1, 1, 1))
-        engine = Engine(model, WeightsInfo("random", random=True), device="cpu")
-        try:
-            build_session_index(engine, [Upload("notes.zip", buffer.getvalue())], False)
-        except ValueError as error:
-            st.error(str(error))
-
-    page = AppTest.from_function(script, default_timeout=300).run()
-    assert not page.exception
-    (error,) = [e.value for e in page.error]
-    assert error.startswith("your files hold") or error.startswith("your files holds"), error
-    assert tempfile.gettempdir() not in error and "explorer-indexes" not in error
+    model = build_model("released", seed=0, repeats=(1, 1, 1))
+    engine = Engine(model, WeightsInfo("random", random=True), device="cpu")
+    out, work = index_job(engine, [Upload("notes.zip", zipped({"notes.txt": b"not a picture\n"}))], False)
+    jobs = Jobs(workers=1)
+    jobs.submit("me", ("index", out), "Indexing 1 image", work)
+    ended = jobs.wait("me", timeout=300)
+    assert ended is not None and ended.state == "failed"
+    assert ended.error.startswith("your files hold"), ended.error
+    assert tempfile.gettempdir() not in ended.error and "explorer-indexes" not in ended.error

@@ -9,6 +9,7 @@ kept are immutable (PNG bytes and a float), so readers share nothing that can ch
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from PIL import Image
 
 from explorer.channels.visualise import Settings, visualise
 from explorer.nets import InceptionNetwork
+from explorer.runtime.memory import MemoryBudget
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,33 @@ class ChannelImage:
 class Gallery:
     """A server's visualisations, at most ``capacity`` of them (the oldest go first)."""
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    def __init__(self, capacity: int = 20_000, memory: MemoryBudget | None = None) -> None:
         self.capacity = capacity
         self._done: OrderedDict[tuple, ChannelImage] = OrderedDict()
+        self._used: dict[tuple, float] = {}
+        self._memory = memory  # the server's budget, over its engines and other caches too
+        if memory is not None:
+            memory.join(self)
         self._running: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()
 
     def known(
         self, identity: Hashable, node: str, objective: str, settings: Settings, channel: int
     ) -> ChannelImage | None:
+        key = (identity, node, objective, settings, channel)
         with self._lock:
-            return self._done.get((identity, node, objective, settings, channel))
+            if key in self._done:
+                self._used[key] = time.monotonic()
+            return self._done.get(key)
+
+    def entries(self) -> list[tuple[float, int, Hashable]]:
+        with self._lock:
+            return [(self._used.get(key, 0.0), len(image.png) + 64, key) for key, image in self._done.items()]
+
+    def drop(self, key: Hashable) -> bool:
+        with self._lock:
+            self._used.pop(key, None)
+            return self._done.pop(key, None) is not None
 
     def images(
         self,
@@ -65,8 +83,9 @@ class Gallery:
                 with self._lock:
                     for channel, pixels, value in zip(found.channels, found.images, found.final, strict=True):
                         self._done[keys[channel]] = ChannelImage(_png(pixels), float(value))
+                        self._used[keys[channel]] = time.monotonic()
                     while len(self._done) > self.capacity:
-                        self._done.popitem(last=False)
+                        self._used.pop(self._done.popitem(last=False)[0], None)
         finally:
             with self._lock:
                 for c in mine:
@@ -74,7 +93,10 @@ class Gallery:
         for event in waits:
             event.wait()
         with self._lock:
-            return {c: self._done[key] for c, key in keys.items() if key in self._done}
+            found = {c: self._done[key] for c, key in keys.items() if key in self._done}
+        if self._memory is not None and mine:
+            self._memory.enforce()
+        return found
 
 
 def _png(pixels) -> bytes:

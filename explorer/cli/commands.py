@@ -11,6 +11,8 @@
   irv2-explorer index FOLDER --out INDEX_DIR [--top K] [--weights W] [--batch-size N] [--workers N]
                      (also under torchrun --nproc_per_node=N -m explorer index ...)
   irv2-explorer visualize --block B --channel C [--objective channel|neuron|class] [--steps N] [--size PX] --out F.png
+  irv2-explorer circuit --block B --channel C [--index DIR | IMAGE...] [--top K] [--onward] [--format json]
+                     [--out DIR]
   irv2-explorer export [--variant V] [--weights W] [--format onnx|pt2] -o FILE
   irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE
 
@@ -23,10 +25,23 @@ import argparse
 import os
 import sys
 
-from explorer.cli import app, claims, counts, explain, export, graph, index, infer, summary, visualize, weights
+from explorer.cli import (
+    app,
+    circuit,
+    claims,
+    counts,
+    explain,
+    export,
+    graph,
+    index,
+    infer,
+    summary,
+    visualize,
+    weights,
+)
 
 #: The commands in the order --help lists them.
-COMMANDS = (app, summary, counts, claims, graph, infer, explain, index, visualize, export, weights)
+COMMANDS = (app, summary, counts, claims, graph, infer, explain, index, visualize, circuit, export, weights)
 
 
 def _program() -> str:

@@ -13,31 +13,21 @@ is always kept, so a budget smaller than one engine keeps exactly one.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
+import contextlib
 import os
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from explorer.runtime.memory import MemoryBudget, release_freed
+
 #: About three engines of the released network on a CPU without bf16 (two fp32 copies of 224 MB each), or
 #: five where the inference copy is bf16.
 DEFAULT_BUDGET_MB = 1400
-
-
-def _trim() -> None:
-    """Hand freed memory back to the system where the C library can (glibc's malloc_trim): an engine's
-    tensors are freed into the heap of whichever of Streamlit's script threads made them, and glibc keeps
-    such memory for reuse by that thread's arena rather than returning it."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
-        return
-    trim(0)
 
 
 class Sized(Protocol):
@@ -75,37 +65,87 @@ class EnginePool(Generic[T]):
     its private copy.
     """
 
-    def __init__(self, build: Callable[[Hashable], T], budget: int | None = None) -> None:
+    def __init__(
+        self, build: Callable[[Hashable], T], budget: int | None = None, memory: MemoryBudget | None = None
+    ) -> None:
         self._build = build
         self.budget = budget_from_environment() if budget is None else budget
         self._engines: OrderedDict[Hashable, T] = OrderedDict()
+        self._used: dict[Hashable, float] = {}
+        self._memory = memory  # the server's budget, over the caches too
+        if memory is not None:
+            memory.join(self)
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
         self._built = 0
         self._dropped = 0
         self._collected = 0  # engines dropped when the garbage was last collected
+        self._build_slot = threading.Lock()
+        self._retired: list[weakref.ref] = []  # dropped engines, while a run still holds them
+        self._largest = 0  # the largest engine built so far: the room made before the next build
 
     def get(self, key: Hashable) -> T:
         """The engine for ``key``, built now if it is not held; what ``build`` raises reaches the caller."""
         with self._lock:
             if key in self._engines:
                 self._engines.move_to_end(key)
+                self._used[key] = time.monotonic()
                 self._shrink()  # the others may have grown since
-                return self._engines[key]
-            gate = self._building.setdefault(key, threading.Lock())
+                engine = self._engines[key]
+            else:
+                gate = self._building.setdefault(key, threading.Lock())
+                engine = None
+        if engine is not None:
+            self._within_memory(key)
+            return engine
         with gate:  # one build per key; a second caller finds the first one's engine
             with self._lock:
                 if key in self._engines:
                     self._engines.move_to_end(key)
                     return self._engines[key]
-            self._collect()
-            engine = self._build(key)
+            # One build at a time, after room is made for it: builds side by side gain nothing on the cores
+            # they share and would each hold an engine outside the budget until done.
+            with self._build_slot:
+                if self._memory is not None:  # a build holds about twice its engine at its height (the model
+                    self._memory.enforce(reserve=2 * self._largest)  # and its inference copy, side by side)
+                self._collect()
+                engine = self._build(key)
+                release_freed()  # the build's passing copies, back to the system before anyone runs
             with self._lock:
                 self._engines[key] = engine
+                self._used[key] = time.monotonic()
+                self._largest = max(self._largest, engine.nbytes)
                 self._built += 1
                 self._building.pop(key, None)
                 self._shrink()
-            return engine
+        self._within_memory(key)
+        return engine
+
+    def _within_memory(self, key: Hashable) -> None:
+        if self._memory is not None:
+            self._memory.enforce(keep=(self, key))
+
+    def entries(self) -> list[tuple[float, int, Hashable]]:
+        """For the server's memory budget: every engine held, and those dropped that a run still holds (they
+        cannot be dropped again, but what else is held makes room for them)."""
+        with self._lock:
+            held = [(self._used.get(key, 0.0), engine.nbytes, key) for key, engine in self._engines.items()]
+            self._retired = [ref for ref in self._retired if ref() is not None]
+            return held + [(0.0, ref().nbytes, ("dropped, still running", id(ref))) for ref in self._retired]
+
+    def drop(self, key: Hashable) -> bool:
+        """Drop an engine, but never the newest: the one just built or asked for always stays."""
+        with self._lock:
+            if key not in self._engines or key == next(reversed(self._engines)):
+                return False
+            self._retire(self._engines.pop(key))
+            self._used.pop(key, None)
+            self._dropped += 1
+            return True
+
+    def _retire(self, engine: T) -> None:
+        with contextlib.suppress(TypeError):  # an object without weak references (tests' stand-ins)
+            self._retired.append(weakref.ref(engine))
 
     def _collect(self) -> None:
         """Free the engines dropped so far before building another. A page's run keeps its engine in the
@@ -115,15 +155,16 @@ class EnginePool(Generic[T]):
         with self._lock:
             due, self._collected = self._dropped > self._collected, self._dropped
         if due:
-            gc.collect()
-            _trim()
+            release_freed()
 
     def _shrink(self) -> None:
         """Drop the least recently used engines until the rest fit (the newest always stays)."""
         sizes = {key: engine.nbytes for key, engine in self._engines.items()}
         total = sum(sizes.values())
         while total > self.budget and len(self._engines) > 1:
-            key, _ = self._engines.popitem(last=False)
+            key, engine = self._engines.popitem(last=False)
+            self._retire(engine)
+            self._used.pop(key, None)
             total -= sizes[key]
             self._dropped += 1
 

@@ -14,6 +14,7 @@ from explorer.drawing.heatmaps import colourise, png_bytes
 from explorer.nets import VARIANTS, NetworkConfig, make_config
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import load_image
+from explorer.ui.memory import budgeted
 
 
 @st.cache_data(show_spinner="Summarising the network with torchinfo...", max_entries=64)
@@ -51,7 +52,7 @@ def trace_of(config: NetworkConfig) -> TracedNetwork:
     return cached_trace(config.variant, config.repeats.as_tuple())
 
 
-@st.cache_data(show_spinner="Rendering with Graphviz...", max_entries=128)
+@budgeted("Rendering with Graphviz...")
 def cached_render(dot_source: str, fmt: str) -> bytes | None:
     """SVG or PNG bytes of a DOT source, or None when Graphviz's dot is missing."""
     import graphviz
@@ -62,13 +63,13 @@ def cached_render(dot_source: str, fmt: str) -> bytes | None:
         return None
 
 
-@st.cache_resource(show_spinner="Running the image through the network as built...", max_entries=8)
+@budgeted("Running the image through the network as built...")
 def cached_block_inputs(_engine: Engine, engine_key: EngineIdentity, digest: str, _data: bytes) -> dict:
     """Every block's input for one image (tensors on the engine's device, never modified), to open blocks fast."""
     return _engine.block_inputs(load_image(_data).image)
 
 
-@st.cache_data(show_spinner="Computing the outputs inside...", max_entries=256)
+@budgeted("Computing the outputs inside...")
 def cached_inside(_engine: Engine, engine_key: EngineIdentity, digest: str, node: str, _data: bytes) -> tuple:
     """Every output inside a block or a unit, as values, with each mean map as a PNG (cheap to show)."""
     inside = _engine.inside(cached_block_inputs(_engine, engine_key, digest, _data), node)

@@ -13,13 +13,18 @@ from explorer.drawing.heatmaps import colourise, overlay, png_bytes
 from explorer.runtime import Engine, EngineIdentity
 from explorer.text.usertext import parse_int, quoted, shown
 from explorer.ui.channels import builder, channel_map, channel_mosaic, index_in_use, outlined_example
+from explorer.ui.circuit_panel import circuit_panel
 from explorer.ui.gallery import visualise_button
 
 PER_PAGE = 24
 ORDERS = {"index": "channel number", "mean": "mean over the images", "max": "strongest maximum"}
 
 
-def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest: str, data: bytes, crop) -> None:
+def channels_view(
+    engine: Engine, engine_key: EngineIdentity, block: str, digest: str, data: bytes, crop, page: str = "map"
+) -> None:
+    """A block's channels, or the one in the address (``channel=``); ``page``: the page's address names the block
+    as ``node=`` (the map) or ``block=`` (the Channels page)."""
     index, line = index_in_use(engine)
     st.caption(line)
     if index is not None:
@@ -45,6 +50,7 @@ def channels_view(engine: Engine, engine_key: EngineIdentity, block: str, digest
             if asked != str(channel):  # "+3", " 3": the address names it as links do
                 st.query_params["channel"] = str(channel)
             channel_detail(engine, engine_key, index, block, channel, digest, data, crop)
+            circuit_panel(engine, engine_key, index, block, channel, go=_go(page))
             builder(engine)
             return
     order_by = "index"
@@ -103,12 +109,23 @@ def channel_count(_model, network: str, block: str) -> int:
     return check_target(_model, "channel", block, [0])
 
 
+def _go(page: str):
+    """Opening another block's channel: the address says which, in the page's own words."""
+
+    def go(block: str, channel: int) -> None:
+        st.query_params["node" if page == "map" else "block"] = block
+        st.query_params["channel"] = str(channel)
+        st.rerun()
+
+    return go
+
+
 def _made(index: ChannelIndex) -> str:
     return index.manifest.get("created", "")
 
 
 def channel_detail(engine, engine_key, index: ChannelIndex | None, block: str, channel: int, digest, data, crop):
-    link = f"[Link to this channel](/map?node={block}&channel={channel})"
+    link = f"[Link to this channel](/channels?block={block}&channel={channel})"
     if index is not None:
         arrays = index.block(block)
         rank = int(np.nonzero(index.order(block, "mean") == channel)[0][0]) + 1

@@ -33,6 +33,7 @@ from explorer.text.usertext import shown
 from explorer.ui.caches import cached_block_inputs
 from explorer.ui.disk import indexes_root, server_disk
 from explorer.ui.jobs import job_button, session_id
+from explorer.ui.memory import budgeted
 
 SERVER_INDEX = "EXPLORER_INDEX"
 #: The most images a session's own index may hold (on a CPU server, about a minute's work), and their bytes.
@@ -217,7 +218,7 @@ def builder(engine: Engine) -> None:
 
 
 # ------------------------------------------------------------------------------ pictures of the examples
-@st.cache_data(show_spinner=False, max_entries=4096)
+@budgeted()
 def network_crop(root: str, path: str, variant: str) -> bytes | None:
     """An example's image as the network saw it (the 299x299 crop), as PNG; None when it is gone or unreadable."""
     try:
@@ -236,7 +237,7 @@ def _crop(index: ChannelIndex, example: Example, size: int) -> object:
     return crop_box(Image.open(io.BytesIO(data)).convert("RGB"), example.box, size)
 
 
-@st.cache_data(show_spinner=False, max_entries=2048)
+@budgeted()
 def channel_mosaic(folder: str, created: str, block: str, channel: int) -> bytes:
     """A channel's top examples, each the part of its image the maximum sees, as one PNG (keyed by the index's
     folder and the time it was made: a rebuilt index is another one)."""
@@ -245,7 +246,7 @@ def channel_mosaic(folder: str, created: str, block: str, channel: int) -> bytes
     return png_bytes(mosaic(crops, columns=3))
 
 
-@st.cache_data(show_spinner=False, max_entries=2048)
+@budgeted()
 def outlined_example(folder: str, created: str, block: str, channel: int, rank: int) -> bytes | None:
     from PIL import Image
 
@@ -257,7 +258,7 @@ def outlined_example(folder: str, created: str, block: str, channel: int, rank: 
     return png_bytes(outlined(Image.open(io.BytesIO(data)), example.box))
 
 
-@st.cache_data(show_spinner="Computing the channel's map...", max_entries=256)
+@budgeted("Computing the channel's map...")
 def channel_map(_engine: Engine, engine_key: EngineIdentity, digest: str, block: str, channel: int, _data: bytes):
     """One channel of a block's output on the current image, (H, W) float32."""
     inputs = cached_block_inputs(_engine, engine_key, digest, _data)

@@ -15,6 +15,7 @@ from explorer.runtime.engine_pool import EnginePool
 from explorer.text.messages import headline
 from explorer.text.usertext import shown
 from explorer.ui.disk import own_weight_names
+from explorer.ui.memory import server_memory
 
 PoolKey = tuple[str, tuple[int, int, int], str, str]  # variant, blocks of each type, weights key, its identity
 
@@ -136,7 +137,7 @@ def _default_weights_progress(phase: str) -> None:
 def engine_pool() -> EnginePool[Engine]:
     """The engines of every network and weights other than the server's default, within one memory budget
     (explorer.runtime.engine_pool), shared read-only by every session."""
-    return EnginePool(_build_engine)
+    return EnginePool(_build_engine, memory=server_memory())
 
 
 def _build_engine(key: PoolKey) -> Engine:

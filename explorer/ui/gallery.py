@@ -9,12 +9,13 @@ from explorer.channels.visualise import Settings
 from explorer.runtime import Engine
 from explorer.runtime.jobs import Report
 from explorer.ui.jobs import job_button
+from explorer.ui.memory import server_memory
 
 
 @st.cache_resource(show_spinner=False)
 def server_gallery() -> Gallery:
     """Every session's visualisations, one computation per channel (keyed by all they depend on)."""
-    return Gallery()
+    return Gallery(memory=server_memory())
 
 
 def settings_for(engine: Engine) -> Settings:

@@ -8,10 +8,12 @@ This module imports no torch, so the app's entry can call it before any page is 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from explorer.text.usertext import shown
 
@@ -126,3 +128,16 @@ def sized(figure: go.Figure, height: int | None = None) -> go.Figure:
     elif height:
         figure.update_layout(height=height)
     return figure
+
+
+def chart(figure: go.Figure, *, height: int | None = None, where: DeltaGenerator | None = None, **options) -> None:
+    """A plotly figure with its title above it as the page's own text, which wraps on a phone (a plotly title is
+    one line of SVG, clipped at 390 px), sized as :func:`sized` does."""
+    where = where or st.container()
+    title = figure.layout.title.text
+    if title:
+        # A plotly title's user text was escaped for HTML: undone, then escaped for markdown.
+        where.markdown(f"**{shown(html.unescape(title.replace('<br>', ' ')), limit=300)}**")
+        top = figure.layout.margin.t
+        figure.update_layout(title_text=None, margin={"t": 10 if top is None else min(top, 10)})
+    where.plotly_chart(sized(figure, height), **options)

@@ -130,7 +130,8 @@ def plotly_array(value: object) -> np.ndarray:
 def test_the_most_active_channels_are_labelled_with_their_own_maps():
     page = samples_on(page_at("activations.py"), "cat")
     page.select_slider(key="block").set_value("mixed_6a").run()
-    chart = next(c for c in page.get("plotly_chart") if "highest mean" in c.proto.spec)
+    assert any("highest mean" in m.value for m in page.markdown)  # the chart's title, above it (explorer.ui.present)
+    chart = next(c for c in page.get("plotly_chart") if '"text": "channel ' in c.proto.spec.replace('":"', '": "'))
     spec = json.loads(chart.proto.spec)
     block = default_engine().run(CAT).block("mixed_6a")
     traces = {(t["xaxis"], t["yaxis"]): plotly_array(t["z"]) for t in spec["data"]}

@@ -17,16 +17,17 @@ from explorer.runtime.images import ImageError, LoadedImage, load_image
 from explorer.text.usertext import shown
 from explorer.ui.downloads import download, download_json
 from explorer.ui.engines import engine_of, weights_in_use
+from explorer.ui.memory import budgeted
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import pick_image
-from explorer.ui.present import sized
+from explorer.ui.present import chart
 from explorer.ui.state import image_digest, reset_when_changed
 
 config = variant_sidebar()
 engine, engine_key = engine_of(config)
 
 
-@st.cache_data(show_spinner="Running the network...", max_entries=64)
+@budgeted("Running the network...")
 def run_image(
     _engine: Engine, engine_key: EngineIdentity, digest: str, _data: bytes, name: str
 ) -> tuple[InferenceResult | None, str | None]:
@@ -74,13 +75,13 @@ def halves(column: DeltaGenerator) -> tuple[DeltaGenerator, DeltaGenerator]:
 
 columns = st.columns(len(results))
 for column, (name, _, result) in zip(columns, results, strict=True):
-    picture, chart = halves(column)
+    picture, right = halves(column)
     with picture:
         st.image(
             result.image,
             caption=f"{shown(name)}: what the network sees ({result.image.shape[1]}x{result.image.shape[0]})",
         )
-    with chart:
+    with right:
         # Native bars rather than a chart: they show with the first paint, before the browser has
         # loaded the plotting library (seconds on a slow machine).
         st.markdown(f"**Top-5** ({shown(result.weights)})")
@@ -111,17 +112,19 @@ for column, (name, _, result) in zip(columns, results, strict=True):
     with column:
         channels, height, width = block.shape
         st.markdown(f"**{block_name}**: {height}x{width}x{channels}")
-    picture, chart = halves(column)
-    with chart:
+    picture, right = halves(column)
+    with right:
         heat = px.imshow(values, color_continuous_scale=COLOUR_SCALE, title=f"{kind} ({height}x{width})")
         heat.update_layout(height=330, margin={"t": 40, "b": 10})
-        st.plotly_chart(sized(heat), key=f"heat_{name}")
+        chart(heat, key=f"heat_{name}")
+    laid_over = overlay(result.image, values)
     with picture:
-        st.image(overlay(result.image, values), caption="overlaid on the image")
+        st.image(laid_over, caption="overlaid on the image")
     with column:
         left, right = st.columns(2)
         map_name = f"{block_name}_{kind.removeprefix('channel ')}.png"
-        download(left, "Map PNG", png_bytes(colourise(values)), map_name, key=f"png_{name}")
+        # The picture shown, at the image's size: the map alone is in the JSON.
+        download(left, "Map PNG", png_bytes(laid_over), map_name, key=f"png_{name}")
         download_json(right, "Result JSON", result.to_json(), f"{Path(name).stem}.json", key=f"json_{name}")
 
 # ------------------------------------------------------------------------------ top-k channels
@@ -132,7 +135,7 @@ grid = channel_grid(
     block.top_channels,
     f"{block_name}: the {len(block.top_channels)} channels with the highest mean ({shown(results[0][0], 'plotly')})",
 )
-st.plotly_chart(sized(grid), key="channels")
+chart(grid, key="channels")
 
 # ------------------------------------------------------------------------------ statistics across depth
 st.subheader("Statistics across depth")
@@ -157,7 +160,7 @@ for column, measure in zip(
     data = stats.dropna(subset=[measure])
     line = px.line(data, x="depth", y=measure, color="image", hover_name="block", markers=True, title=measure)
     line.update_layout(height=300, margin={"t": 40, "b": 10}, showlegend=len(results) > 1)
-    column.plotly_chart(sized(line), key=f"stat_{measure}")
+    chart(line, where=column, key=f"stat_{measure}")
 st.caption(
     "Residual / shortcut: the size of what a residual block adds (after its scale) relative to what it receives. "
     "The paper scales residuals by 0.1 to 0.3 so that this stays small and training stays stable."
@@ -258,7 +261,7 @@ if stored and stored[0] == sanity_key:  # a check of another image, class, block
             for i, s in enumerate(found)
         ]
     )
-    chart = px.line(
+    resemblance = px.line(
         frame,
         x="randomised down to",
         y="rank correlation",
@@ -267,8 +270,8 @@ if stored and stored[0] == sanity_key:  # a check of another image, class, block
         title=f"How much each map still resembles the original ({shown(name, 'plotly')}, class {class_index}, "
         f"CAMs at {block_name})",
     )
-    chart.update_layout(height=360, yaxis_range=[-1, 1], margin={"t": 50, "b": 10})
-    st.plotly_chart(sized(chart), key="sanity_chart")
+    resemblance.update_layout(height=360, yaxis_range=[-1, 1], margin={"t": 50, "b": 10})
+    chart(resemblance, key="sanity_chart")
     st.caption(
         "Spearman's rank correlation between each method's map with the weights randomised from the head down to "
         "that component and its map with the weights as they were: near 1, the map ignores the weights."

@@ -12,7 +12,7 @@ from explorer.text.usertext import quoted
 from explorer.ui.caches import counts_of, published_checks
 from explorer.ui.downloads import download, download_json
 from explorer.ui.network import variant_sidebar
-from explorer.ui.present import sized
+from explorer.ui.present import chart
 
 config = variant_sidebar()
 counts = counts_of(config)
@@ -76,7 +76,7 @@ bars = px.bar(
 bars.update_layout(
     showlegend=False, yaxis={"categoryorder": "array", "categoryarray": per_component["component"][::-1]}
 )
-st.plotly_chart(sized(bars))
+chart(bars)
 
 st.subheader("Layers by kind")
 table = pd.DataFrame(counts_table_rows(counts)).drop(columns=[c.name for c in counts.conventions])
@@ -104,7 +104,7 @@ stacked = px.bar(
     title="What each component is made of",
     category_orders={"component": [c.title for c in counts.components], "kind": list(KINDS.values())},
 )
-st.plotly_chart(sized(stacked))
+chart(stacked)
 
 reconciliations, claims = published_checks()
 

@@ -11,7 +11,7 @@ from explorer.nets.weights import RANDOM
 from explorer.runtime.images import load_image, sample_path, sample_paths
 from explorer.ui.engines import weights_in_use
 from explorer.ui.network import variant_sidebar
-from explorer.ui.present import sized
+from explorer.ui.present import chart
 
 config = variant_sidebar()
 weights = weights_in_use(VARIANTS["released"])
@@ -82,7 +82,7 @@ for measure, title in (
 ):
     shown_rows = frame.dropna(subset=[measure])  # the residual ratio exists for residual blocks only
     line = px.line(shown_rows, x="depth", y=measure, color="setting", hover_name="block", log_y=True, title=title)
-    st.plotly_chart(sized(line))
+    chart(line)
 
 last = {run.setting.label: run.blocks[-1].stats.std for run in runs}
 st.dataframe(

@@ -33,7 +33,7 @@ from explorer.ui.downloads import graph_downloads
 from explorer.ui.engines import engine_of
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import chosen_sample, pick_image
-from explorer.ui.present import sized, step_controls
+from explorer.ui.present import chart, sized, step_controls
 from explorer.ui.state import image_digest
 
 config = variant_sidebar()
@@ -126,9 +126,9 @@ picture, detail = st.columns([3, 2], gap="large")
 with picture:
     laid_out, dot_source = drawn(config.variant, repeats, node.drawn)
     targets = [box.target for box in laid_out.boxes if box.target]
-    chart = sized(figure(laid_out, node.name, {t: hover_text(t) for t in targets}))
+    drawing_figure = sized(figure(laid_out, node.name, {t: hover_text(t) for t in targets}))
     event = st.plotly_chart(
-        chart,
+        drawing_figure,
         on_select="rerun",
         selection_mode="points",
         key=f"map-{config.variant}-{repeats}-{node.name}",
@@ -257,7 +257,7 @@ def big_maps(part: object, title: str) -> None:
         heat.update_layout(height=300, margin={"t": 40, "b": 0, "l": 0, "r": 0}, coloraxis_showscale=False)
         heat.update_xaxes(visible=False)
         heat.update_yaxes(visible=False)
-        column.plotly_chart(heat, width="stretch", key=f"big-{title}-{kind}")
+        chart(heat, where=column, width="stretch", key=f"big-{title}-{kind}")
     st.caption(
         f"{'x'.join(map(str, part.shape))} (channels x height x width); mean {part.mean:.4f}, std {part.std:.4f}, "
         f"{part.zero_fraction:.1%} zeros; most active channels: {', '.join(map(str, part.top_channels))}"
@@ -336,9 +336,10 @@ with live:
         if node.level == "block":  # a block's channels, from an index of dataset examples (explorer.channels)
             default = "Channels" if "channel" in st.query_params else view
             view = st.segmented_control("Show", [view, "Channels"], default=default, key="map_view") or view
+            st.markdown(f"[{node.block}'s channels on the Channels page](/channels?block={node.block})")
             if view != "Channels" and "channel" in st.query_params:
                 del st.query_params["channel"]
         if view == "Channels":
-            channels_view(engine, engine_key, node.block, digest, data, engine.prepare(image.image)[0])
+            channels_view(engine, engine_key, node.block, digest, data, engine.prepare(image.image)[0], page="map")
         else:
             inside_view()

@@ -12,7 +12,7 @@ from explorer.analysis.summary import format_summary, shape_text
 from explorer.nets import paper_contradictions
 from explorer.ui.caches import counts_of, published_checks, summary_of
 from explorer.ui.network import variant_sidebar
-from explorer.ui.present import sized
+from explorer.ui.present import chart
 
 config = variant_sidebar()
 summary = summary_of(config)
@@ -105,7 +105,7 @@ figure.update_layout(
     legend={"title_text": "", "orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
     margin={"b": 10},
 )
-st.plotly_chart(sized(figure, height=440))
+chart(figure, height=440)
 
 if config.variant == "paper-v2":
     st.subheader("Where the paper contradicts itself")

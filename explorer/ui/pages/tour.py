@@ -12,8 +12,9 @@ from explorer.runtime.images import load_image, sample_path, sample_paths
 from explorer.text.usertext import parse_int, shown
 from explorer.ui.caches import counts_of, published_checks, trace_of
 from explorer.ui.engines import engine_of
+from explorer.ui.memory import budgeted
 from explorer.ui.network import variant_sidebar
-from explorer.ui.present import sized, step_controls
+from explorer.ui.present import chart, step_controls
 
 # Each step: (component key, the text for students, for Inception-v4 where it differs, words of claims to show).
 # {input}, {grid}, {channels} and {classes} are filled in from the network: the component's output, the input size.
@@ -77,7 +78,7 @@ STEPS = (
 )
 
 
-@st.cache_data(show_spinner="Running the network on the image...", max_entries=32)
+@budgeted("Running the network on the image...")
 def run_sample(_engine: Engine, engine_key: EngineIdentity, sample: str) -> InferenceResult:
     """Cached per engine and image: stepping through the tour does not recompute the maps."""
     return _engine.run(load_image(sample_path(sample)).image)
@@ -172,7 +173,7 @@ with maps_column:
         chosen = maps[len(maps) // 2]
         figure = px.imshow(chosen.mean, color_continuous_scale=COLOUR_SCALE, title=f"{chosen.name}: channel mean")
         figure.update_layout(margin={"t": 40, "b": 10})
-        st.plotly_chart(sized(figure, height=330))
+        chart(figure, height=330)
         st.image(result.image, caption=f"{sample}: what the network sees", width=220)
 
 _, claims = published_checks()

@@ -32,7 +32,7 @@ from explorer.ui.engines import engine_of, weights_in_use
 from explorer.ui.jobs import job_button
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import UPLOAD_TYPES
-from explorer.ui.present import sized
+from explorer.ui.present import chart
 from explorer.ui.state import image_digest
 
 
@@ -181,7 +181,7 @@ if trained:
         title="Training loss of the new head (full batch, Adam)",
     )
     curve.update_layout(height=300, margin={"t": 40, "b": 10})
-    st.plotly_chart(sized(curve))
+    chart(curve)
     if trained["outcomes"]:
         st.metric(
             "Leave-one-out accuracy",

@@ -136,8 +136,9 @@ def chart(figure: go.Figure, *, height: int | None = None, where: DeltaGenerator
     where = where or st.container()
     title = figure.layout.title.text
     if title:
-        # A plotly title's user text was escaped for HTML: undone, then escaped for markdown.
-        where.markdown(f"**{shown(html.unescape(title.replace('<br>', ' ')), limit=300)}**")
+        # A plotly title's user text was escaped for HTML: undone, then escaped for markdown. Plain text, not bold:
+        # emphasis around a title that quotes user text would dress that text up as the app's own.
+        where.markdown(shown(html.unescape(title.replace("<br>", " ")), limit=300))
         top = figure.layout.margin.t
         figure.update_layout(title_text=None, margin={"t": 10 if top is None else min(top, 10)})
     where.plotly_chart(sized(figure, height), **options)

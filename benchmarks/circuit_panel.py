@@ -33,6 +33,10 @@ def opened(browser, url: str) -> float:
     tab = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
     start = time.monotonic()
     tab.goto(url)
+    settle(tab, timeout=600)
+    button = tab.get_by_role("button", name="Measure what builds it")
+    if button.count():  # not measured yet: a job of the server's queue, started as a person starts it
+        button.click()
     tab.get_by_text(LAST_LINE).wait_for(timeout=600_000)
     settle(tab, timeout=600)
     seconds = time.monotonic() - start

@@ -22,9 +22,12 @@ from explorer.drawing.circuit import circuit_graph, kernel_picture
 from explorer.drawing.heatmaps import png_bytes
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image, sample_paths
+from explorer.runtime.jobs import Report
+from explorer.runtime.memory import SizedCache
 from explorer.ui.channels import channel_mosaic
 from explorer.ui.gallery import visualise_button
-from explorer.ui.memory import budgeted
+from explorer.ui.jobs import job_button
+from explorer.ui.memory import budgeted, server_memory
 
 TILES = 6  # inputs shown as tiles (the diagram shows up to 8)
 
@@ -53,20 +56,25 @@ def _pixels(engine: Engine, paths: tuple[str, ...]) -> tuple[torch.Tensor, list[
     return torch.cat(tensors).to(engine.device), names
 
 
-@budgeted("Measuring what builds this channel...")
-def cached_circuit(
-    _engine: Engine, engine_key: EngineIdentity, paths: tuple[str, ...], block: str, channel: int, response: str
-):
-    pixels, names = _pixels(_engine, paths)
-    return circuit(_engine.source, pixels, block, channel, names=names, response=response)
+@st.cache_resource(show_spinner=False)
+def server_circuits() -> SizedCache:
+    """Circuits and where they go, by (engine identity, images, block, channel, response): one measurement per
+    server, within its memory budget."""
+    return SizedCache(server_memory())
 
 
-@budgeted("Following the channel forward...")
-def cached_onward(
-    _engine: Engine, engine_key: EngineIdentity, paths: tuple[str, ...], block: str, channel: int, response: str
-):
-    pixels, _ = _pixels(_engine, paths[:4])  # forward mode runs the rest of the network: four images suffice
-    return onward(_engine.source, pixels, block, channel, response)
+def _silent(_done: float, _text: str) -> None:
+    """No progress to show: the measurement was dropped from the cache a moment ago and is made again here."""
+
+
+def measure(engine: Engine, paths: tuple[str, ...], block: str, channel: int, response: str, report: Report):
+    """A circuit and where its channel goes: the work of one job of the server's queue."""
+    report(0.0, "the channel's inputs and the check")
+    pixels, names = _pixels(engine, paths)
+    found = circuit(engine.source, pixels, block, channel, names=names, response=response)
+    report(0.6, "where it goes")
+    # Forward mode runs the rest of the network: four images suffice.
+    return found, onward(engine.source, pixels[:4], block, channel, response)
 
 
 @budgeted()
@@ -98,8 +106,26 @@ def circuit_panel(
         )
         or "max"
     )
-    found = cached_circuit(engine, engine_key, paths, block, channel, response)
-    after = cached_onward(engine, engine_key, paths, block, channel, response)
+    key, circuits = (engine_key, paths, block, channel, response), server_circuits()
+    if key in circuits:
+        found, after = circuits.get(key, lambda: measure(engine, paths, block, channel, response, _silent))
+    else:
+        # About 4 s for 16 images on a 2-core CPU, and the rest of the network run forward (README, Circuits).
+        seconds = 1.0 if engine.device.type == "cuda" else 3.0 + 0.6 * len(paths)
+        done = job_button(
+            ("circuit", *key),
+            f"Measuring what builds {block} {channel}",
+            lambda report: circuits.get(key, lambda: measure(engine, paths, block, channel, response, report)),
+            estimate_s=seconds,
+            button="Measure what builds it",
+            widget_key=f"circuit_{block}_{channel}_{response}",
+            failed="The circuit could not be measured",
+            icon=":material/hub:",
+            primary=True,
+        )
+        if done is None:
+            return
+        found, after = done.result
     ablation = found.ablation
     st.markdown(
         f"Measured on {which}: the channel's response ({RESPONSES[response]}) is {ablation.response:.3g} on average. "

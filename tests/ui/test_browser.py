@@ -444,11 +444,18 @@ def test_a_blocks_channels_show_the_indexs_examples_and_a_channel_link_opens_one
     settle(page)
 
 
+def measure(page) -> None:
+    """Press "Measure what builds it" (a job of the server's queue) and wait for the panel's last line."""
+    settle(page)
+    page.get_by_role("button", name="Measure what builds it").click()
+    page.get_by_text("The classes it raises most").wait_for(timeout=300_000)
+
+
 def test_the_channels_page_walks_what_builds_a_channel_back_to_the_pixels(page, server):
     page.goto(f"{server}/channels?block=repeat.3&channel=7&image=coffee")
     settle(page)
     page.get_by_text("Channel 7 of repeat.3").first.wait_for()
-    page.get_by_text("The classes it raises most").wait_for(timeout=300_000)
+    measure(page)
     settle(page)
     page.get_by_text("Measured on its top 6 images in the index").wait_for()
     check = page.get_by_text(
@@ -464,14 +471,14 @@ def test_the_channels_page_walks_what_builds_a_channel_back_to_the_pixels(page, 
     page.locator("[class*='st-key-walk_'] button").first.click()
     page.wait_for_url(lambda url: "block=repeat.2" in url and f"channel={first}" in url, timeout=60_000)
     page.get_by_text(f"Channel {first} of repeat.2").first.wait_for(timeout=120_000)
-    page.get_by_text("The classes it raises most").wait_for(timeout=300_000)
+    measure(page)
     settle(page)
     page.locator("[class*='st-key-onward_'] button").first.click()  # and forward again
     page.wait_for_url(lambda url: "block=repeat.3" in url, timeout=60_000)
     settle(page)
 
     page.goto(f"{server}/channels?block=conv2d_1a&channel=0")  # the stem's first unit reads the pixels
-    page.get_by_text("The classes it raises most").wait_for(timeout=300_000)
+    measure(page)
     settle(page)
     expect(page.get_by_text(re.compile(r"^pixels (red|green|blue): "))).to_have_count(3)
     expect(page.locator("[class*='st-key-walk_'] button")).to_have_count(0)  # nothing before the pixels

@@ -6,7 +6,7 @@ check    the GPU's index of the tests' folder against the CPU's float32 one (flo
          the compiled merge against torch.topk's on the GPU.
 tensors  from decoded crops already on the device (other images every batch, as over a real folder), at one batch
          size, bf16 channels-last on a GPU:
-         - ours: the index's step (explorer.channels.forward.ChannelMaxima, torch.compile'd) and the running top-K
+         - ours: the index's step (explorer.channels.index.forward.ChannelMaxima, torch.compile'd) and the running top-K
            merge on the device (one compiled kernel: ChannelTop(fused=True)), each batch merged once the next
            one's forward is queued, as build_index does;
            twice: with each channel's maximum alone in the forward and its position located afterwards for the
@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_cpu import cpu_flags  # noqa: E402
 from explorer.channels import build_index  # noqa: E402
-from explorer.channels.folder import list_files  # noqa: E402
-from explorer.channels.forward import ChannelMaxima  # noqa: E402
-from explorer.channels.indexer import LaunchedBatch  # noqa: E402
-from explorer.channels.nvjpeg import gpu_crops  # noqa: E402
-from explorer.channels.top import ChannelTop  # noqa: E402
+from explorer.channels.index.folder import list_files  # noqa: E402
+from explorer.channels.index.forward import ChannelMaxima  # noqa: E402
+from explorer.channels.index.indexer import LaunchedBatch  # noqa: E402
+from explorer.channels.index.nvjpeg import gpu_crops  # noqa: E402
+from explorer.channels.index.top import ChannelTop  # noqa: E402
 from explorer.nets import make_config  # noqa: E402
 from explorer.nets.loading import load_weights  # noqa: E402
 from explorer.runtime.fastpath import inference_copy  # noqa: E402
@@ -198,7 +198,7 @@ def make_jpegs(folder: Path, count: int) -> Path:
 def decode_rate(folder: Path, workers: int, batch: int, on_gpu: bool) -> float:
     from torch.utils.data import DataLoader
 
-    from explorer.channels.indexer import _FolderImages
+    from explorer.channels.index.indexer import _FolderImages
 
     files = list_files(folder)
     data = _FolderImages(folder, files, list(range(len(files))), TF_IN1K, jpegs_raw=on_gpu)

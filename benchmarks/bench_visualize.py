@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_index import machine  # noqa: E402
-from explorer.channels.visualise import Settings, visualise  # noqa: E402
+from explorer.channels.features.visualise import Settings, visualise  # noqa: E402
 from explorer.nets import make_config  # noqa: E402
 from explorer.nets.loading import load_weights  # noqa: E402
 

@@ -12,7 +12,7 @@ from explorer.cli.engines import load_model
 if TYPE_CHECKING:
     import torch
 
-    from explorer.channels.reader import ChannelIndex
+    from explorer.channels.index.reader import ChannelIndex
     from explorer.circuits.paths import Target
     from explorer.nets import InceptionNetwork
     from explorer.nets.weights import WeightsInfo
@@ -75,7 +75,7 @@ def _circuit(args: argparse.Namespace) -> int:
 
 
 def _open_index(folder: str, model: InceptionNetwork, info: WeightsInfo) -> ChannelIndex:
-    from explorer.channels.reader import ChannelIndex
+    from explorer.channels.index.reader import ChannelIndex
 
     index = ChannelIndex(folder)
     misfit = index.matches(model.config.variant, repr(model.config), info.identity)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
-    from explorer.channels.reader import ChannelIndex
+    from explorer.channels.index.reader import ChannelIndex
     from explorer.nets import InceptionNetwork
 
 TILE = 96
@@ -89,7 +89,7 @@ def _write(work: Path, report: dict, model, index, args, device) -> None:
 
 
 def _visualised(model, block: str, channels: list[int], device, args) -> dict[int, Image.Image]:
-    from explorer.channels.visualise import Settings, visualise
+    from explorer.channels.features.visualise import Settings, visualise
 
     if block == "pixels":
         return {}

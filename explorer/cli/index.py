@@ -15,7 +15,7 @@ def _index(args: argparse.Namespace) -> int:
     import torch
 
     from explorer.channels import IndexInterrupted, build_index
-    from explorer.channels.sharing import start_processes
+    from explorer.channels.index.sharing import start_processes
     from explorer.runtime.builds import Request
     from explorer.runtime.device import cpu_dtype_here, pick_device, precision_allowed
     from explorer.runtime.upgrade import Memory, compiled_or_plain

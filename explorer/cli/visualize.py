@@ -18,7 +18,7 @@ def _visualize(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from explorer.channels.visualise import Settings, check_target, visualise
+    from explorer.channels.features.visualise import Settings, check_target, visualise
     from explorer.drawing.examples import mosaic
     from explorer.drawing.heatmaps import png_bytes
     from explorer.runtime.device import pick_device

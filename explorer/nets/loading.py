@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.nets.hub import DEFAULT_TAG, HUB_REPOS, DownloadProgress, load_hub_weights, repo_of
-from explorer.nets.keras import is_keras_file, load_keras_file
+from explorer.nets.keras.convert import is_keras_file, load_keras_file
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.weights import (

@@ -26,7 +26,7 @@ from explorer.nets.heads import LabelsError, class_names, head_classes, names_fr
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 
-#: The files a weights folder offers (``.keras``: Keras' InceptionResNetV2, converted by explorer.nets.keras).
+#: The files a weights folder offers (``.keras``: Keras' InceptionResNetV2, converted by explorer.nets.keras.convert).
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".keras", ".h5")
 
 #: The weights key of seeded random weights.

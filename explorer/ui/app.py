@@ -78,7 +78,7 @@ def precompute_galleries() -> None:
     blocks = [b.strip() for b in os.environ.get("EXPLORER_PRECOMPUTE", "").split(",") if b.strip()]
     if not blocks:
         return
-    from explorer.channels.visualise import check_target
+    from explorer.channels.features.visualise import check_target
     from explorer.ui.engines import server_defaults
     from explorer.ui.gallery import server_gallery, settings_for
 

@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 from explorer.channels import IndexFileError
-from explorer.channels.reader import ChannelIndex
-from explorer.channels.visualise import check_target
+from explorer.channels.features.visualise import check_target
+from explorer.channels.index.reader import ChannelIndex
 from explorer.drawing.heatmaps import colourise, overlay, png_bytes
 from explorer.runtime import Engine, EngineIdentity
 from explorer.text.usertext import parse_int, quoted, shown

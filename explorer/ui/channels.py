@@ -22,7 +22,7 @@ import streamlit as st
 import torch
 
 from explorer.channels import FolderError, IndexFileError, build_index
-from explorer.channels.reader import ChannelIndex, Example
+from explorer.channels.index.reader import ChannelIndex, Example
 from explorer.drawing.examples import crop_box, mosaic, outlined
 from explorer.drawing.heatmaps import png_bytes
 from explorer.runtime import Engine, EngineIdentity

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from explorer.channels.reader import ChannelIndex
+from explorer.channels.index.reader import ChannelIndex
 from explorer.circuits import NotLinear, circuit, expanded_weights, onward
 from explorer.circuits.contributions import RESPONSES
 from explorer.drawing.circuit import circuit_graph, kernel_picture

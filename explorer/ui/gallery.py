@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.channels.gallery import ChannelImage, Gallery
-from explorer.channels.visualise import Settings
+from explorer.channels.features.gallery import ChannelImage, Gallery
+from explorer.channels.features.visualise import Settings
 from explorer.runtime import Engine
 from explorer.runtime.jobs import Report
 from explorer.ui.jobs import job_button

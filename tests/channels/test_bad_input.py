@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from explorer.channels import FolderError, IndexFileError, build_index
-from explorer.channels.reader import ChannelIndex
+from explorer.channels.index.reader import ChannelIndex
 from explorer.cli import main
 from explorer.nets import make_config
 from explorer.nets.loading import load_weights
@@ -111,7 +111,7 @@ def test_folder_errors_are_value_errors_for_the_cli():
 
 
 def test_only_whole_upright_jpegs_go_to_the_gpu_decoder(image_folder):
-    from explorer.channels.folder import plain_jpeg
+    from explorer.channels.index.folder import plain_jpeg
 
     whole = (image_folder / "cat.jpg").read_bytes()
     assert plain_jpeg(whole) and plain_jpeg(whole + b"\0\0")

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from explorer.channels import build_index, read_manifest
-from explorer.channels.folder import decode, list_files
-from explorer.channels.forward import ChannelMaxima, locate
-from explorer.channels.reader import ChannelIndex
+from explorer.channels.index.folder import decode, list_files
+from explorer.channels.index.forward import ChannelMaxima, locate
+from explorer.channels.index.reader import ChannelIndex
 from explorer.nets import make_config
 from explorer.nets.loading import load_weights
 from explorer.runtime.fastpath import inference_copy

@@ -2,7 +2,7 @@
 
 import torch
 
-from explorer.channels.top import NO_IMAGE, ChannelTop, sort_keys, strongest
+from explorer.channels.index.top import NO_IMAGE, ChannelTop, sort_keys, strongest
 
 
 def test_the_merge_by_rounds_keeps_what_topk_keeps_ties_and_empty_slots_included():

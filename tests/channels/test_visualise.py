@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.channels.fourier import FourierImage
-from explorer.channels.visualise import Settings, start_seeds, visualise
+from explorer.channels.features.fourier import FourierImage
+from explorer.channels.features.visualise import Settings, start_seeds, visualise
 from explorer.nets import make_config
 from explorer.nets.loading import load_weights
 from explorer.runtime.images import load_image, sample_paths
@@ -111,8 +111,8 @@ def test_bad_targets_are_refused_before_any_work(network, objective, node, chann
 def test_a_gallery_computes_each_channel_once_however_many_threads_ask(network, monkeypatch):
     import threading
 
-    import explorer.channels.gallery as gallery_module
-    from explorer.channels.gallery import Gallery
+    import explorer.channels.features.gallery as gallery_module
+    from explorer.channels.features.gallery import Gallery
 
     calls: list[list[int]] = []
     real = gallery_module.visualise
@@ -168,7 +168,7 @@ def test_the_transforms_as_one_resampling_are_lucids_chain_step_by_step():
 
     import torch.nn.functional as F
 
-    from explorer.channels.robustness import ANGLES, SCALES, draw_transforms, robust
+    from explorer.channels.features.robustness import ANGLES, SCALES, draw_transforms, robust
 
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     draws = torch.Generator().manual_seed(5)
@@ -191,7 +191,7 @@ def test_the_resamplings_gradient_is_grid_samples_own_without_atomics():
     """The backward that gathers (a GPU's, repeatable there) against grid_sample's autograd, on the image's pixels."""
     import torch.nn.functional as F
 
-    from explorer.channels.robustness import PAD, draw_transforms, output_size, robust
+    from explorer.channels.features.robustness import PAD, draw_transforms, output_size, robust
 
     images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0), requires_grad=True)
     out = output_size(40)

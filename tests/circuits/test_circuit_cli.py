@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from explorer.channels import build_index
-from explorer.channels.reader import ChannelIndex
+from explorer.channels.index.reader import ChannelIndex
 from explorer.circuits import circuit
 from explorer.nets import make_config
 from explorer.nets.weights import random_weights

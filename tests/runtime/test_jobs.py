@@ -8,8 +8,8 @@ import threading
 import pytest
 import torch
 
-from explorer.channels.gallery import Gallery
-from explorer.channels.visualise import Settings
+from explorer.channels.features.gallery import Gallery
+from explorer.channels.features.visualise import Settings
 from explorer.nets import build_model
 from explorer.runtime.jobs import JobCancelled, JobRefused, Jobs
 

@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import torch
 
-from explorer.channels.gallery import Gallery
-from explorer.channels.visualise import Settings
+from explorer.channels.features.gallery import Gallery
+from explorer.channels.features.visualise import Settings
 from explorer.nets import make_config
 from explorer.nets.weights import random_weights
 from explorer.runtime import Engine

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.analysis.receptive import ReceptiveField
-from explorer.channels.store import BlockExamples, IndexFileError, read_block, read_manifest
+from explorer.channels.index.store import BlockExamples, IndexFileError, read_block, read_manifest
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Feature visualisation: the image that excites a channel most, found by gradient ascent on the input.
 
 Lucid's recipe (Olah et al., Distill 2017): a Fourier-parameterised, colour-decorrelated image
-(:mod:`explorer.channels.fourier`), Lucid's robustness transforms each step (:mod:`explorer.channels.robustness`),
-Adam. The objectives name what the explorer names: a channel of a block (its mean over the grid), a neuron (the
-channel at the grid's centre), a channel of a unit inside a block (``repeat_1.0.branch1.2``), a class logit. A
-batch of channels is optimised together, one image each, so that a block's gallery is one run. The forward runs
-the model's blocks explicitly and stops at the one it needs; nothing is hooked onto the (shared) model.
+(:mod:`explorer.channels.features.fourier`), Lucid's robustness transforms each step
+(:mod:`explorer.channels.features.robustness`), Adam. The objectives name what the explorer names: a channel of a
+block (its mean over the grid), a neuron (the channel at the grid's centre), a channel of a unit inside a block
+(``repeat_1.0.branch1.2``), a class logit. A batch of channels is optimised together, one image each, so that a
+block's gallery is one run. The forward runs the model's blocks explicitly and stops at the one it needs; nothing
+is hooked onto the (shared) model.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from explorer.channels.fourier import FourierImage
-from explorer.channels.robustness import draw_transforms, robust
+from explorer.channels.features.fourier import FourierImage
+from explorer.channels.features.robustness import draw_transforms, robust
 from explorer.nets import InceptionNetwork, is_within, model_from_config
 from explorer.runtime.capture import GPU
 from explorer.runtime.inside import inside_tensors

@@ -16,8 +16,8 @@ from torch import nn
 
 from explorer.nets.blocks import InceptionResNetBlock
 from explorer.nets.build import model_from_config
-from explorer.nets.keras_files import batch_norm_state, oihw, snake
-from explorer.nets.keras_head import DenseLayer, dense_head
+from explorer.nets.keras.files import batch_norm_state, oihw, snake
+from explorer.nets.keras.head import DenseLayer, dense_head
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.units import ConcatBranches, ConvBnRelu

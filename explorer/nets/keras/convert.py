@@ -2,12 +2,12 @@
 
 ``keras.applications.InceptionResNetV2`` is the network of the TF-slim checkpoint, as timm's is: the same
 convolutions in the same order, so a Keras model maps onto ours layer by layer. Where a file names its layers
-(:mod:`explorer.nets.keras_files`), the unnamed convolutions and batch norms (``conv2d_7``) count in the order Keras
+(:mod:`explorer.nets.keras.files`), the unnamed convolutions and batch norms (``conv2d_7``) count in the order Keras
 made them, which is the order of this network's units, and the named ones (``block35_1_conv``, ``conv_7b``) say
-where they go; a bare ``.weights.h5`` is read by Keras' layer order (:mod:`explorer.nets.keras_weights`). Kernels
+where they go; a bare ``.weights.h5`` is read by Keras' layer order (:mod:`explorer.nets.keras.weights`). Kernels
 are HWIO (ours OIHW); Keras' batch norms have no scale (gamma = 1) and epsilon 1e-3, as ours. The top: Keras' 1000
 classes, none (``include_top=False``: a backbone), or Dense layers after global pooling (a fine-tuned head,
-:mod:`explorer.nets.keras_head`). No TensorFlow or Keras is imported.
+:mod:`explorer.nets.keras.head`). No TensorFlow or Keras is imported.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 
 from explorer.nets.build import model_from_config
 from explorer.nets.heads import LabelsError, class_names
-from explorer.nets.keras_files import KerasLayer, batch_norm_state, oihw, read_keras, read_legacy_h5
-from explorer.nets.keras_head import DenseLayer, dense_head
-from explorer.nets.keras_weights import weights_h5_state_dict
+from explorer.nets.keras.files import KerasLayer, batch_norm_state, oihw, read_keras, read_legacy_h5
+from explorer.nets.keras.head import DenseLayer, dense_head
+from explorer.nets.keras.weights import weights_h5_state_dict
 from explorer.nets.networks import InceptionNetwork
 from explorer.nets.tables import NetworkConfig
 from explorer.nets.units import ConvBnRelu

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from explorer.channels.visualise import Settings, visualise
+from explorer.channels.features.visualise import Settings, visualise
 from explorer.nets import InceptionNetwork
 from explorer.runtime.memory import MemoryBudget
 

@@ -1,7 +1,7 @@
 """Several processes building one index (``torchrun``): who this process is, and the parts merged into one.
 
 Each process keeps the top K of its own images; the parts are gathered with ``all_gather`` (NCCL on GPUs,
-gloo on CPUs) and merged by :class:`~explorer.channels.top.ChannelTop`'s order, which does not depend on how
+gloo on CPUs) and merged by :class:`~explorer.channels.index.top.ChannelTop`'s order, which does not depend on how
 the images were shared out, so the index is the one a single process makes.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from explorer.channels.top import ChannelTop
+from explorer.channels.index.top import ChannelTop
 
 
 @dataclass(frozen=True)

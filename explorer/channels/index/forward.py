@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from explorer.analysis.receptive import ReceptiveField, receptive_fields
-from explorer.channels.top import channel_maxima, channel_maxima_only
+from explorer.channels.index.top import channel_maxima, channel_maxima_only
 from explorer.nets import InceptionNetwork, model_from_config
 
 
@@ -31,7 +31,7 @@ class ChannelMaxima(nn.Module):
 
     def __init__(self, model: InceptionNetwork, packed: bool = False, keep_maps: bool = False) -> None:
         super().__init__()
-        self.packed = packed  # for torch.compile: explorer.channels.top.channel_maxima says why
+        self.packed = packed  # for torch.compile: explorer.channels.index.top.channel_maxima says why
         self.keep_maps = keep_maps
         self.names = model.block_names()
         self.blocks = nn.ModuleList(block for _, block in model.blocks())
@@ -55,7 +55,7 @@ class ChannelMaxima(nn.Module):
 
 def locate(maps: Sequence[Tensor], new: Tensor, places: Tensor, every_slot: bool = False) -> Tensor:
     """Where in its block's grid each new top-K entry's maximum lies: the flat position (row-major; the first of
-    equal maxima), as :func:`~explorer.channels.top.channel_maxima` gives it. ``maps`` are the blocks' outputs
+    equal maxima), as :func:`~explorer.channels.index.top.channel_maxima` gives it. ``maps`` are the blocks' outputs
     (B, C_b, H, W) in order; ``new`` (C, K) marks the slots of the top-K (channels concatenated over the blocks)
     that entries of this batch took, ``places`` their images' places in the batch. Other slots' are left 0.
 

@@ -1,8 +1,8 @@
 """Building a dataset-examples index of a folder: every image through the network once, each channel's top K kept.
 
 One process, or several under ``torchrun`` (each reads its share of the images; the parts are merged with a
-collective, :mod:`explorer.channels.sharing`): the same index either way. Nothing is written until the end,
-whole (:func:`explorer.channels.store.written_whole`); Ctrl-C in a single process keeps what was done beside
+collective, :mod:`explorer.channels.index.sharing`): the same index either way. Nothing is written until the end,
+whole (:func:`explorer.channels.index.store.written_whole`); Ctrl-C in a single process keeps what was done beside
 the output, and the same command then goes on from there.
 """
 
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from explorer.channels.folder import Decoded, FolderError, decode, list_files
-from explorer.channels.forward import BlockShape, ChannelMaxima, block_shapes, locate
-from explorer.channels.nvjpeg import gpu_crops
-from explorer.channels.sharing import Ranks, gathered
-from explorer.channels.store import (
+from explorer.channels.index.folder import Decoded, FolderError, decode, list_files
+from explorer.channels.index.forward import BlockShape, ChannelMaxima, block_shapes, locate
+from explorer.channels.index.nvjpeg import gpu_crops
+from explorer.channels.index.sharing import Ranks, gathered
+from explorer.channels.index.store import (
     FORMAT_VERSION,
     BlockExamples,
     IndexFileError,
@@ -37,7 +37,7 @@ from explorer.channels.store import (
     read_manifest,
     write_index,
 )
-from explorer.channels.top import NO_IMAGE, ChannelTop
+from explorer.channels.index.top import NO_IMAGE, ChannelTop
 from explorer.nets import InceptionNetwork
 from explorer.nets.weights import WeightsInfo
 from explorer.runtime.fastpath import inference_copy
@@ -142,7 +142,7 @@ def build_index(
     """Index every image below ``folder`` into ``out`` (its manifest is returned). See the README's format.
 
     ``locate_later`` finds a maximum's position only for the entries that enter a channel's top K, from the
-    batch's block outputs kept on the device (:func:`explorer.channels.forward.locate`), instead of for every
+    batch's block outputs kept on the device (:func:`explorer.channels.index.forward.locate`), instead of for every
     image and channel in the forward: the same index, for the memory of a batch's maps (two batches at a time
     on a GPU; 35 MB an image in bf16, 69 in float32). None: on a CPU when a batch's maps fit in
     :data:`MAPS_BUDGET` (1.4 x quicker with bf16 kernels, 1.1 x with AVX2 float32 ones, 200 images at batch 16);
@@ -243,7 +243,7 @@ class LaunchedBatch:
         n = self.images.shape[0]
         if self.keep_maps:
             maxima, means, *maps = self.outputs
-            every_slot = maxima.device.type == "cuda"  # explorer.channels.forward.locate says why
+            every_slot = maxima.device.type == "cuda"  # explorer.channels.index.forward.locate says why
             top.add_locating(maxima[:n], means[:n], self.images, partial(locate, maps, every_slot=every_slot))
         else:
             maxima, positions, means = self.outputs

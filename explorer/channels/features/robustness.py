@@ -5,7 +5,7 @@ pattern that works at one exact position.
 The chain is drawn for every step at the start and applied as one resampling (:func:`robust`): the two
 jitters are integer crops, the scale and rotation an affine map about the centre, so together they are one
 affine map from the output grid into the padded image. Its shapes never change, so that a whole step can be
-one CUDA graph (:mod:`explorer.channels.visualise`) with the draws as its only changing input.
+one CUDA graph (:mod:`explorer.channels.features.visualise`) with the draws as its only changing input.
 """
 
 from __future__ import annotations

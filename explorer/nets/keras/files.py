@@ -5,7 +5,7 @@ which each layer's variables sit under the snake case of its class and a counter
 ``layers/conv2d_18/vars``; a model used as one layer keeps its own layers under ``layers/functional/layers``), and
 the legacy ``.h5`` of ``model.save('x.h5')`` or Keras 2's ``save_weights('x.h5')`` (a group per layer name with
 its ``weight_names``, and the config in ``model_config`` when the whole model was saved). A bare Keras 3
-``.weights.h5`` names no layers: :mod:`explorer.nets.keras_weights` reads it.
+``.weights.h5`` names no layers: :mod:`explorer.nets.keras.weights` reads it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from explorer.channels.folder import Decoded
+from explorer.channels.index.folder import Decoded
 from explorer.runtime.preprocessing import Preprocessing, crop_pixels
 
 

@@ -80,7 +80,7 @@ class ChannelTop:
 
         Finding a maximum's position costs a pass over its map; only a few of a batch's B maps per channel enter
         the top K (fewer and fewer as more images are seen), so ``locate`` reads at most one map a slot
-        (:func:`explorer.channels.forward.locate`: on a CPU only the new entries').
+        (:func:`explorer.channels.index.forward.locate`: on a CPU only the new entries').
         """
         k = self.k
         order = self._take_batch(maxima, means, images)

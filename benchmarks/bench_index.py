@@ -13,11 +13,14 @@ tensors  from decoded crops already on the device (other images every batch, as 
            entries that enter the top K (locate_later), and with max, position and mean found in the forward;
          - bare: our inference copy's forward_features, torch.compile'd, nothing reduced (both from the same
            decoded uint8 crops, normalised on the device; also from an input already normalised);
+           and as the index was before it kept records (no head, no top-5, no class tables, no atlas vectors),
+           the figure the issue 40 target compares with: the records may cost 10 % at most;
          - peer (the usual way): timm eager, forward hooks on every block copying its output to the host, where
            each block's per-channel max and torch.topk over the batch are merged into the running top-K.
 files    a generated folder of JPEGs (500x375, ImageNet validation's usual size), the whole command's work
          (explorer.channels.build_index): with nvJPEG decoding on the GPU and with Pillow in DataLoader workers;
-         and what decoding alone reaches each way (the rate decoding bounds the index to).
+         and what decoding alone reaches each way (the rate decoding bounds the index to); with nvJPEG also
+         with labels (--classes folders: a class per thousand images) and the default atlas blocks' vectors.
 cpu      the whole index of 200 generated JPEGs on this CPU, random weights, the default precision.
 
 Random weights throughout: the speed does not depend on them. The machine (CPU name and flags, GPU) is printed.
@@ -45,8 +48,10 @@ from benchmarks.bench_cpu import cpu_flags  # noqa: E402
 from explorer.channels import build_index  # noqa: E402
 from explorer.channels.index.folder import list_files  # noqa: E402
 from explorer.channels.index.forward import ChannelMaxima  # noqa: E402
-from explorer.channels.index.indexer import LaunchedBatch  # noqa: E402
+from explorer.channels.index.indexer import LaunchedBatch, default_atlas_blocks, picks_for  # noqa: E402
 from explorer.channels.index.nvjpeg import gpu_crops  # noqa: E402
+from explorer.channels.index.records import ClassSums, ImageRecords  # noqa: E402
+from explorer.channels.index.saved import Run  # noqa: E402
 from explorer.channels.index.top import ChannelTop  # noqa: E402
 from explorer.nets import make_config  # noqa: E402
 from explorer.nets.loading import load_weights  # noqa: E402
@@ -73,6 +78,7 @@ def machine() -> str:
 WARMUP = 3
 OURS = "ours (index step + top-K merge; positions located later)"
 INLINE = "ours, positions found in the forward (the default on GPUs)"
+BEFORE = "ours without records (the index before issue 40: no top-5, class tables nor atlas vectors)"
 PEER = "peer (timm, hooks, maps to host, topk on host)"
 
 
@@ -110,9 +116,10 @@ def tensors_part(batch: int, batches: int) -> dict:
     def prepared(crops: torch.Tensor) -> torch.Tensor:  # decoded crops (uint8) as the network's input: both do it
         return normalise(crops, TF_IN1K).to(dtype).contiguous(memory_format=torch.channels_last)
 
-    def next_crops() -> tuple[torch.Tensor, torch.Tensor]:
+    def next_crops() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         i = next(turn)
-        return pool[i % len(pool)], torch.arange(i * batch, (i + 1) * batch, device=device)
+        files = np.arange(i * batch, (i + 1) * batch)
+        return pool[i % len(pool)], torch.from_numpy(files).to(device, non_blocking=True), files
 
     x = prepared(pool[0])
     with torch.inference_mode():
@@ -121,25 +128,33 @@ def tensors_part(batch: int, batches: int) -> dict:
         results["bare compiled forward, input already normalised"] = said(
             "bare, normalised", rate(lambda: bare(x), batches, batch)
         )
-        for name, keep_maps in ((OURS, True), (INLINE, False)):
-            step = torch.compile(ChannelMaxima(fast, packed=not keep_maps, keep_maps=keep_maps), dynamic=False)
-            channels = step(x)[0].shape[1]
+        picks = torch.from_numpy(picks_for([f"{i:06d}.jpg" for i in range(batch)], 4, 0)).to(device)
+        for name, keep_maps, records in ((OURS, True, True), (INLINE, False, True), (BEFORE, True, False)):
+            atlas = default_atlas_blocks(model.block_names()) if records else ()
+            forward = ChannelMaxima(fast, packed=not keep_maps, keep_maps=keep_maps, head=records, atlas=atlas)
+            step = torch.compile(forward, dynamic=False)
+            channels = step(x, picks)["maxima"].shape[1]
+            labels = ClassSums(channels, device) if records else None
             top, queued = ChannelTop.empty(channels, K, device, fused=True), deque()
+            run = Run(top, ImageRecords(atlas), ClassSums(channels, device), labels)
 
-            def ours(step=step, top=top, queued=queued, keep_maps=keep_maps) -> None:  # as build_index runs a batch
-                crops, ids = next_crops()
-                queued.append(LaunchedBatch(tuple(step(prepared(crops))), ids, keep_maps))
+            def ours(step=step, run=run, queued=queued, records=records) -> None:  # as build_index runs a batch
+                crops, ids, files = next_crops()
+                classes = (files // 1000).tolist() if records else None  # a class a thousand images
+                chosen = picks_for([f"{i:06d}.jpg" for i in files.tolist()], 4, 0)  # as build_index: by path
+                outputs = step(prepared(crops), torch.from_numpy(chosen).to(device, non_blocking=True))
+                queued.append(LaunchedBatch.launched(outputs, ids, files, classes))
                 if len(queued) > 1:
-                    queued.popleft().merge_into(top)
+                    queued.popleft().merge_into(run)
 
             turn = iter(range(10**9))  # the same images for each: from the first, entering the top K as they come
             results[name] = said(name, rate(ours, batches, batch))
             while queued:
-                queued.popleft().merge_into(top)
+                queued.popleft().merge_into(run)
             results[f"{name}: the step alone (no merge, no normalising)"] = said(
-                f"{name}: step alone", rate(lambda s=step: s(x), batches, batch)
+                f"{name}: step alone", rate(lambda s=step: s(x, picks), batches, batch)
             )
-            del step, top, queued
+            del step, top, queued, run
         results[PEER] = said(PEER, peer_rate(model, pool[0], dtype, max(2, batches // 10)))
     return results
 
@@ -220,8 +235,8 @@ def files_part(batch: int, count: int) -> dict:
         folder = make_jpegs(Path(where, "jpegs"), count)
         results["decode only, Pillow in workers"] = decode_rate(folder, workers, batch, on_gpu=False)
         results["decode only, nvJPEG on the GPU"] = decode_rate(folder, workers, batch, on_gpu=True)
-        for gpu_decode in (True, False):
-            out, seen = Path(where, f"index-{gpu_decode}"), []
+        for gpu_decode, labelled in ((True, False), (True, True), (False, False)):
+            out, seen = Path(where, f"index-{gpu_decode}-{labelled}"), []
             start = time.perf_counter()
             build_index(
                 folder,
@@ -235,9 +250,11 @@ def files_part(batch: int, count: int) -> dict:
                 dtype=torch.bfloat16,
                 compile=True,
                 gpu_decode=gpu_decode,
+                classes="folders" if labelled else None,
+                atlas=None if labelled else (),
                 progress=seen.append,
             )
-            name = "nvJPEG" if gpu_decode else "Pillow"
+            name = ("nvJPEG" if gpu_decode else "Pillow") + (", labels and atlas vectors" if labelled else "")
             results[f"index from files, {name} decoding, whole run (compile included)"] = count / (
                 time.perf_counter() - start
             )

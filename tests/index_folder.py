@@ -56,3 +56,26 @@ def assert_same_index(a: Path, b: Path, same_folder: bool = True) -> None:
         np.testing.assert_allclose(x["values"], y["values"], rtol=1e-5, atol=scale, err_msg=block["name"])
         np.testing.assert_allclose(x["mean"], y["mean"], rtol=1e-5, atol=scale, err_msg=block["name"])
     assert differ <= max(2, slots // 1000), f"{differ} of {slots} slots hold another image or position"
+    _assert_same_records(a, b, first)
+
+
+def _assert_same_records(a: Path, b: Path, manifest: dict) -> None:
+    """The per-image records, class tables and atlas vectors of two indexes of the same images agree: the same
+    top classes but where rounding swaps near-equal probabilities, sums to rounding, vectors to float16's."""
+    if manifest.get("format", 1) < 2:
+        return
+    first, second = (np.load(p / "images.npz") for p in (a, b))
+    np.testing.assert_allclose(first["top_probabilities"], second["top_probabilities"], rtol=1e-4, atol=1e-6)
+    assert (first["top_classes"] != second["top_classes"]).mean() < 0.05
+    for table in ("predicted.npz", "classes.npz"):
+        if (a / table).exists() or (b / table).exists():
+            x, y = np.load(a / table), np.load(b / table)
+            if table == "classes.npz":
+                assert x["classes"].tolist() == y["classes"].tolist() and x["counts"].tolist() == y["counts"].tolist()
+            if x["classes"].tolist() == y["classes"].tolist():
+                np.testing.assert_allclose(x["sums"], y["sums"], rtol=1e-4, atol=1e-4 * np.abs(y["sums"]).max())
+    for block in manifest["atlas"]["blocks"]:
+        x, y = (np.load(p / f"atlas-{block}.npz") for p in (a, b))
+        assert (x["images"] == y["images"]).all() and (x["positions"] == y["positions"]).all()
+        scale = float(np.abs(y["vectors"].astype(np.float32)).max())
+        np.testing.assert_allclose(x["vectors"].astype(np.float32), y["vectors"], rtol=2e-3, atol=1e-3 * scale)

@@ -8,8 +8,10 @@
   irv2-explorer infer IMAGE... [--variant V] [--weights auto|random|hub[:TAG]|FILE] [--inside BLOCK] [--format json]
                      [--out DIR]
   irv2-explorer explain IMAGE [--method M ...] [--block NAME] [--class K] [--sanity] [--format json] [--out DIR]
-  irv2-explorer index FOLDER --out INDEX_DIR [--top K] [--weights W] [--batch-size N] [--workers N]
-                     (also under torchrun --nproc_per_node=N -m explorer index ...)
+  irv2-explorer index FOLDER --out INDEX_DIR [--top K] [--weights W] [--classes folders|FILE.csv]
+                     [--atlas BLOCK...|none] (also under torchrun --nproc_per_node=N -m explorer index ...)
+  irv2-explorer classes INDEX_DIR --block B (--channel C | --class NAME) [--top K] [--by labels|predicted]
+  irv2-explorer atlas INDEX_DIR --block B [--grid N] [--steps N] [--seed S] --out DIR
   irv2-explorer visualize --block B --channel C [--objective channel|neuron|class] [--steps N] [--size PX] --out F.png
   irv2-explorer circuit --block B --channel C [--index DIR | IMAGE...] [--top K] [--onward] [--format json]
                      [--out DIR]
@@ -27,8 +29,10 @@ import sys
 
 from explorer.cli import (
     app,
+    atlas,
     circuit,
     claims,
+    classes,
     counts,
     explain,
     export,
@@ -41,7 +45,22 @@ from explorer.cli import (
 )
 
 #: The commands in the order --help lists them.
-COMMANDS = (app, summary, counts, claims, graph, infer, explain, index, visualize, circuit, export, weights)
+COMMANDS = (
+    app,
+    summary,
+    counts,
+    claims,
+    graph,
+    infer,
+    explain,
+    index,
+    classes,
+    atlas,
+    visualize,
+    circuit,
+    export,
+    weights,
+)
 
 
 def _program() -> str:

@@ -47,6 +47,9 @@ def _index(args: argparse.Namespace) -> int:
             device=where,
             dtype=dtype,
             compile=compiled,
+            classes=args.classes,
+            atlas=None if args.atlas is None else [b for b in args.atlas if b != "none"],
+            per_image=args.atlas_per_image,
             progress=bar,
         )
 
@@ -68,6 +71,17 @@ def _index(args: argparse.Namespace) -> int:
             f"channel ({info.source}, {manifest['precision']} on {where}, {ranks.world} process"
             f"{'es' if ranks.world > 1 else ''})"
         )
+        labelled = manifest["classes"]
+        if labelled:
+            without = sum(1 for entry in manifest["images"] if entry.get("label") is None)
+            print(
+                f"classes: {len(labelled['names'])} from {labelled['from']}"
+                + (f"; {without} images without one (not in the class tables)" if without else "")
+            )
+        if manifest["atlas"]["blocks"]:
+            print(
+                f"atlas vectors: {manifest['atlas']['per_image']} an image of {', '.join(manifest['atlas']['blocks'])}"
+            )
         for entry in skipped[:10]:
             print(f"skipped: {entry['reason']}", file=sys.stderr)
         if len(skipped) > 10:
@@ -115,6 +129,20 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     )
     index.add_argument("folder", metavar="FOLDER")
     index.add_argument("--out", required=True, metavar="INDEX_DIR", help="the index folder (extended if it exists)")
+    index.add_argument(
+        "--classes",
+        metavar="folders|FILE.csv",
+        help="each image's class: folders (each sub-folder of FOLDER a class) or a CSV of path,label rows",
+    )
+    index.add_argument(
+        "--atlas",
+        nargs="+",
+        metavar="BLOCK",
+        help="blocks to keep atlas vectors of (default: one 3/5 of the way in and the last; none: none)",
+    )
+    index.add_argument(
+        "--atlas-per-image", type=parents.whole_number(1, 64), default=4, metavar="N", help="vectors an image (4)"
+    )
     index.add_argument("--top", type=int, default=9, metavar="K", help="images kept per channel (default 9)")
     index.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward (default 32)")
     index.add_argument("--workers", type=int, default=2, metavar="N", help="decoding processes (default 2; 0: none)")

@@ -43,6 +43,7 @@ def navigation() -> None:
             st.Page(PAGES / "graph.py", title="Block graph", url_path="graph"),
             st.Page(PAGES / "activations.py", title="Activations", url_path="activations"),
             st.Page(PAGES / "channels.py", title="Channels", url_path="channels"),
+            st.Page(PAGES / "classes.py", title="Classes", url_path="classes"),
             st.Page(PAGES / "compare.py", title="Compare variants", url_path="compare"),
             st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
             st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),

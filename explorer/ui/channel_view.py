@@ -14,6 +14,7 @@ from explorer.runtime import Engine, EngineIdentity
 from explorer.text.usertext import parse_int, quoted, shown
 from explorer.ui.channels import builder, channel_map, channel_mosaic, index_in_use, outlined_example
 from explorer.ui.circuit_panel import circuit_panel
+from explorer.ui.classes_view import channel_classes
 from explorer.ui.gallery import visualise_button
 
 PER_PAGE = 24
@@ -160,3 +161,4 @@ def channel_detail(engine, engine_key, index: ChannelIndex | None, block: str, c
                 column.warning(f"{caption}: the image is no longer there")
             else:
                 column.image(picture_png, caption=caption, width="stretch")
+    channel_classes(index, block, channel)

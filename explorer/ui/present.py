@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -130,7 +131,7 @@ def sized(figure: go.Figure, height: int | None = None) -> go.Figure:
     return figure
 
 
-def chart(figure: go.Figure, *, height: int | None = None, where: DeltaGenerator | None = None, **options) -> None:
+def chart(figure: go.Figure, *, height: int | None = None, where: DeltaGenerator | None = None, **options) -> Any:
     """A plotly figure with its title above it as the page's own text, which wraps on a phone (a plotly title is
     one line of SVG, clipped at 390 px), sized as :func:`sized` does."""
     where = where or st.container()
@@ -141,4 +142,4 @@ def chart(figure: go.Figure, *, height: int | None = None, where: DeltaGenerator
         where.markdown(shown(html.unescape(title.replace("<br>", " ")), limit=300))
         top = figure.layout.margin.t
         figure.update_layout(title_text=None, margin={"t": 10 if top is None else min(top, 10)})
-    where.plotly_chart(sized(figure, height), **options)
+    return where.plotly_chart(sized(figure, height), **options)  # the selection, with on_select

@@ -10,6 +10,7 @@ from explorer.channels import build_index, read_manifest
 from explorer.channels.index.folder import decode, list_files
 from explorer.channels.index.forward import ChannelMaxima, locate
 from explorer.channels.index.reader import ChannelIndex
+from explorer.concepts.classes import ClassTable
 from explorer.nets import make_config
 from explorer.nets.loading import load_weights
 from explorer.runtime.fastpath import inference_copy
@@ -30,14 +31,15 @@ def network():
 def index(image_folder, network, tmp_path_factory):
     model, info = network
     out = tmp_path_factory.mktemp("index") / "examples"
-    build_index(image_folder, out, model, info, top_k=K, batch_size=5, dtype=torch.float32)
+    build_index(image_folder, out, model, info, top_k=K, batch_size=5, dtype=torch.float32, classes="folders")
     return ChannelIndex(out)
 
 
 @pytest.fixture(scope="module")
-def brute_force(image_folder, network, index):
+def peer_run(image_folder, network, index):
     """Per block, for every image: each channel's maximum, its first position and whether another position
-    comes within NEAR of it; from forward hooks on timm's Inception-ResNet-v2 carrying the same weights."""
+    comes within NEAR of it; from forward hooks on timm's Inception-ResNet-v2 carrying the same weights. And the
+    peer's logits and every block's output of each image (for the atlas vectors)."""
     model, _ = network
     peer = timm.create_model("inception_resnet_v2", pretrained=False).eval()
     peer.load_state_dict(model.state_dict())
@@ -53,15 +55,25 @@ def brute_force(image_folder, network, index):
 
         return hook
 
+    atlas = index.manifest["atlas"]["blocks"]
+    maps: dict[str, list] = {name: [] for name in atlas}
     handles = [peer.get_submodule(name).register_forward_hook(keep(name)) for name in index.blocks]
+    handles += [peer.get_submodule(n).register_forward_hook(lambda _m, _i, o, n=n: maps[n].append(o)) for n in atlas]
     preprocessing = preprocessing_for("released")
+    logits = []
     with torch.inference_mode():
         for path in index.images:
             crop = decode(image_folder, 0, path, preprocessing).crop
-            peer(normalise(torch.from_numpy(crop.copy())[None], preprocessing))
+            logits.append(peer(normalise(torch.from_numpy(crop.copy())[None], preprocessing)))
     for handle in handles:
         handle.remove()
-    return {name: [torch.cat(parts).numpy() for parts in zip(*rows, strict=True)] for name, rows in found.items()}
+    blocks = {name: [torch.cat(parts).numpy() for parts in zip(*rows, strict=True)] for name, rows in found.items()}
+    return blocks, torch.cat(logits), {name: torch.cat(outputs) for name, outputs in maps.items()}
+
+
+@pytest.fixture(scope="module")
+def brute_force(peer_run):
+    return peer_run[0]
 
 
 def test_the_manifest_lists_the_images_the_skipped_files_and_each_block(index, image_folder):
@@ -160,7 +172,8 @@ def test_locating_every_slot_finds_the_positions_locating_the_new_ones_finds(ima
     crops = [decode(image_folder, i, p, preprocessing).crop for i, p in enumerate(paths)]
     x = normalise(torch.from_numpy(np.stack([c for c in crops if c is not None][:4])), preprocessing)
     with torch.inference_mode():
-        maxima, _, *maps = ChannelMaxima(inference_copy(model), keep_maps=True).eval()(x)
+        found = ChannelMaxima(inference_copy(model), keep_maps=True).eval()(x)
+    maxima, maps = found["maxima"], found["maps"]
     generator = torch.Generator().manual_seed(0)
     channels = maxima.shape[1]
     new = torch.rand(channels, K, generator=generator) < 0.3
@@ -170,3 +183,47 @@ def test_locating_every_slot_finds_the_positions_locating_the_new_ones_finds(ima
     assert torch.equal(every[new], sparse[new]) and (every[~new] == 0).all() and (sparse[~new] == 0).all()
     flat = torch.cat([m.flatten(2).argmax(2) for m in maps], 1)  # (B, C): each map's first maximum
     assert torch.equal(every[new], flat[places[new], new.nonzero()[:, 0]])
+
+
+def test_class_tables_equal_brute_force_on_timm(index, brute_force):
+    """Every class's mean of every channel's maximum, and every channel's top class, against timm's maxima grouped
+    by the image's class folder (the top-level images have none; broken/ holds no readable image)."""
+    table = ClassTable(index)
+    labels = [path.split("/")[0] if "/" in path else None for path in index.images]
+    names = sorted({label for label in labels if label is not None})
+    assert table.names == names == ["crops", "flipped", "generated"]
+    assert [entry.get("label") for entry in index.manifest["images"]] == labels
+    members = [np.array([label == name for label in labels]) for name in names]
+    assert table.counts.tolist() == [int(m.sum()) for m in members] == [6, 6, 3]
+    near = 0
+    for name, (maxima, _, _) in brute_force.items():
+        expected = np.stack([maxima[m].astype(np.float64).mean(0) for m in members])
+        scale = 1e-5 * float(np.abs(expected).max())
+        np.testing.assert_allclose(table.means(name), expected, rtol=1e-4, atol=scale, err_msg=name)
+        best = expected.argmax(0)
+        ours = [table.classes_of(name, channel, top=1)[0] for channel in range(maxima.shape[1])]
+        for channel, row in enumerate(ours):
+            if row.name != names[best[channel]]:  # a tie to rounding: the two means must agree
+                near += 1
+                assert abs(row.mean - expected[best[channel], channel]) <= 2e-4 * abs(row.mean) + scale, name
+            assert row.count == int(members[names.index(row.name)].sum())
+        top = table.channels_of(name, "flipped", top=5)
+        np.testing.assert_allclose([c.mean for c in top], np.sort(expected[1])[::-1][:5], rtol=1e-4, atol=scale)
+    assert near < 0.01 * sum(b["channels"] for b in index.manifest["blocks"])
+
+
+def test_each_images_top_classes_and_atlas_vectors_are_timms(index, peer_run):
+    _, logits, maps = peer_run
+    records = np.load(index.folder / "images.npz")
+    probabilities = logits.softmax(1)
+    expected = probabilities.topk(5, 1)
+    np.testing.assert_allclose(records["top_probabilities"], expected.values.numpy(), rtol=1e-4, atol=1e-6)
+    agree = (records["top_classes"] == expected.indices.numpy()).mean()
+    assert agree > 0.95  # random weights: near-equal probabilities may swap places
+    assert index.manifest["head_classes"][:2] == ["tench", "goldfish"]
+    for name, outputs in maps.items():
+        atlas = np.load(index.folder / f"atlas-{name}.npz")
+        rows, cols = atlas["positions"][:, 0], atlas["positions"][:, 1]
+        assert (atlas["images"] == np.repeat(np.arange(len(index.images)), 4)).all()
+        peer = outputs[torch.from_numpy(atlas["images"]).long(), :, rows, cols].numpy()
+        np.testing.assert_allclose(atlas["vectors"].astype(np.float32), peer, rtol=2e-3, atol=2e-3 * np.abs(peer).max())

@@ -81,14 +81,32 @@ def start_app(port: int, log: Path, env: dict[str, str] | None = None) -> subpro
     raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}")
 
 
+LABELS = {"astronaut": "person", "cat": "animal", "brick": "thing", "camera": "thing", "coffee": "thing"}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     empty_weights = tmp_path_factory.mktemp("weights")
     index = tmp_path_factory.mktemp("index") / "samples"
+    labels = index.with_name("labels.csv")  # the samples as two classes, for the Classes page
+    labels.write_text("".join(f"{name}.jpg,{kind}\n" for name, kind in LABELS.items()))
     made = subprocess.run(  # the samples' dataset examples, for the map's Channels view
-        [sys.executable, "-m", "explorer", "index", "explorer/samples", "--out", str(index), "--weights", "random"],
+        [
+            *(
+                sys.executable,
+                "-m",
+                "explorer",
+                "index",
+                "explorer/samples",
+                "--out",
+                str(index),
+                "--weights",
+                "random",
+            ),
+            *("--classes", str(labels)),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -288,6 +306,7 @@ def test_every_page_renders(page):
         "Block graph",
         "Activations",
         "Channels",
+        "Classes",
         "Compare variants",
         "Residual scaling",
         "Guided tour",
@@ -488,6 +507,43 @@ def test_the_channels_page_walks_what_builds_a_channel_back_to_the_pixels(page, 
     assert "block=" not in page.url and "channel=" not in page.url
 
 
+def test_the_classes_page_reads_a_class_s_channels_and_draws_the_atlas_of_a_block(page, server):
+    page.goto(f"{server}/classes?block=repeat_1.2&class=thing")
+    settle(page)
+    page.get_by_text("The channels of repeat_1.2 that thing raises most (3 images)").wait_for(timeout=180_000)
+    links = page.get_by_role("link", name=re.compile(r"^channel \d+$"))
+    expect(links).to_have_count(6)
+    channel = int(links.first.inner_text().split()[1])
+    href = links.first.get_attribute("href")  # markdown links open a new tab: followed here in this one
+    assert href == f"/channels?block=repeat_1.2&channel={channel}"
+    page.goto(f"{server}{href}")  # a class's channel on the Channels page, which names the classes it serves
+    page.get_by_text(f"The classes that raise channel {channel} most (the folder's labels)").wait_for(timeout=180_000)
+    chart = page.get_by_text(f"The classes that raise channel {channel} most").locator(
+        "xpath=following::div[contains(@class,'js-plotly-plot')][1]"
+    )
+    expect(chart.locator(".ytick text")).to_have_count(3, timeout=60_000)  # drawn once plotly has laid it out
+    ticks = chart.locator(".ytick text").all_text_contents()
+    assert sorted(ticks) == ["animal", "person", "thing"]  # the three classes with images, as bars
+    page.goto(f"{server}/classes?block=repeat_1.2&class=zebra")
+    settle(page)
+    page.get_by_text(re.compile(r"The index has no class .zebra.")).wait_for()
+    assert "class=" not in page.url or "class=zebra" not in page.url
+
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("Home")  # the smallest grid: 4 x 4
+    page.get_by_text(re.compile(r"Drawing the atlas of repeat_1\.\d+ \(4 x 4\): about")).wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Draw the atlas").click()
+    page.get_by_role("button", name="Start", exact=True).click(timeout=60_000)  # a CPU's estimate passes 30 s
+    title = page.get_by_text(re.compile(r"^Activation atlas of repeat_1\.\d+\W*: \d+ cells from 24 vectors"))
+    title.wait_for(timeout=420_000)
+    settle(page)
+    figure = title.locator("xpath=following::div[contains(@class,'js-plotly-plot')][1]")
+    figure.locator(".scatterlayer .point").first.click(force=True)  # through plotly's drag layer, as a mouse does
+    page.get_by_text(re.compile(r"^Cell \(\d, \d\): \d+ vectors from \d images")).wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "classes-atlas.png"), full_page=True)
+
+
 SAW_PROGRESS = """() => {
   window.sawProgress = "";
   new MutationObserver(() => {
@@ -685,6 +741,7 @@ ADDRESSES = {
     "Block graph": "graph",
     "Activations": "activations",
     "Channels": "channels?block=repeat.3&channel=7",
+    "Classes": "classes?block=mixed_6a&class=thing",
     "Compare variants": "compare",
     "Residual scaling": "experiment",
     "Guided tour": "tour",

@@ -4,9 +4,10 @@ Lucid's recipe (Olah et al., Distill 2017): a Fourier-parameterised, colour-deco
 (:mod:`explorer.channels.features.fourier`), Lucid's robustness transforms each step
 (:mod:`explorer.channels.features.robustness`), Adam. The objectives name what the explorer names: a channel of a
 block (its mean over the grid), a neuron (the channel at the grid's centre), a channel of a unit inside a block
-(``repeat_1.0.branch1.2``), a class logit. A batch of channels is optimised together, one image each, so that a
-block's gallery is one run. The forward runs the model's blocks explicitly and stops at the one it needs; nothing
-is hooked onto the (shared) model.
+(``repeat_1.0.branch1.2``), a class logit, a direction in a block's activation space (the activation atlas's
+objective: the centre neuron's dot product with the direction times their cosine). A batch of channels is
+optimised together, one image each, so that a block's gallery is one run. The forward runs the model's blocks
+explicitly and stops at the one it needs; nothing is hooked onto the (shared) model.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from explorer.runtime.capture import GPU
 from explorer.runtime.inside import inside_tensors
 from explorer.runtime.preprocessing import preprocessing_for
 
-OBJECTIVES = ("channel", "neuron", "class")
+OBJECTIVES = ("channel", "neuron", "class", "direction")
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,19 @@ def start_seeds(seed: int, channels: Sequence[int]) -> list[int]:
     return [seed * 1_000_003 + channel for channel in channels]
 
 
-def check_target(model: InceptionNetwork, objective: str, node: str, channels: Sequence[int]) -> int:
-    """The number of channels (or classes) the target has; ValueError with a message for people otherwise."""
+def check_target(
+    model: InceptionNetwork, objective: str, node: str, channels: Sequence[int], directions: Tensor | None = None
+) -> int:
+    """The number of channels (or classes) the target has; ValueError with a message for people otherwise.
+
+    For "direction", ``channels`` only number the images (each its own start) and ``directions`` (len(channels),
+    C) are the targets."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; the objectives are {', '.join(OBJECTIVES)}")
     if not channels:
         raise ValueError("give at least one channel")
+    if (objective == "direction") != (directions is not None):
+        raise ValueError("the direction objective takes directions, and only it does")
     if objective == "class":
         count, what = model.config.num_classes, "classes"
     else:
@@ -95,6 +103,10 @@ def check_target(model: InceptionNetwork, objective: str, node: str, channels: S
         if found is None:
             raise ValueError(f"{node!r} is not an output inside its block; open the block on the map for its parts")
         count, what = found.shape[1], "channels"
+    if directions is not None:
+        if tuple(directions.shape) != (len(channels), count):
+            raise ValueError(f"{node} has {count} channels: give {len(channels)} directions of {count} numbers")
+        return count
     for channel in channels:
         if not 0 <= channel < count:
             raise ValueError(f"{node or 'the network'} has {what} 0 to {count - 1}, not {channel}")
@@ -114,11 +126,18 @@ def activation(model: InceptionNetwork, node: str, x: Tensor) -> Tensor | None:
 
 
 def _target(model: InceptionNetwork, objective: str, node: str, channels: Tensor, x: Tensor) -> Tensor:
-    """Each image's objective, (B,): its channel's mean over the grid, its value at the centre, or its logit."""
+    """Each image's objective, (B,): its channel's mean over the grid, its value at the centre, its logit, or for
+    a direction (``channels`` (B, C) then) the centre's dot product with it times their cosine (at least 0.1, as
+    Lucid's direction_neuron_cossim: the cosine keeps the image to the direction, the dot product to strength)."""
     rows = torch.arange(x.shape[0], device=x.device)
     if objective == "class":
         return model(x)[rows, channels]
     out = activation(model, node, x)
+    if objective == "direction":
+        centre = out[:, :, out.shape[2] // 2, out.shape[3] // 2].float()
+        dot = (centre * channels).sum(1)
+        cosine = dot / (centre.norm(dim=1) * channels.norm(dim=1) + 1e-6)
+        return dot * cosine.clamp(min=0.1)
     picked = out[rows, channels]  # (B, H, W)
     if objective == "neuron":
         return picked[:, picked.shape[1] // 2, picked.shape[2] // 2]
@@ -133,11 +152,13 @@ def visualise(
     settings: Settings | None = None,
     device: torch.device | str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    directions: Tensor | None = None,
 ) -> Visualisation:
-    """One image per channel that excites it most (see the module's docstring). The model is only read."""
+    """One image per channel that excites it most (see the module's docstring); for the direction objective one
+    per row of ``directions``, numbered by ``channels``. The model is only read."""
     device = torch.device(device)
     settings = settings or Settings.for_device(device)
-    check_target(model, objective, node, channels)
+    check_target(model, objective, node, channels, directions)
     started = time.perf_counter()
     preprocessing = preprocessing_for(model.config.variant)
     mean = torch.tensor(preprocessing.mean, device=device).reshape(1, 3, 1, 1)
@@ -146,7 +167,7 @@ def visualise(
     # The transforms' draws come from a CPU generator, all at the start: repeatable, and on a GPU the one input
     # of the captured step that changes.
     thetas = draw_transforms(settings.steps, settings.size, torch.Generator().manual_seed(settings.seed)).to(device)
-    wanted = torch.tensor(list(channels), device=device)
+    wanted = torch.tensor(list(channels), device=device) if directions is None else directions.float().to(device)
     precision = (
         torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)  # no cast cache: it breaks graph replays
         if device.type == "cuda"

@@ -21,24 +21,40 @@ from explorer.nets import InceptionNetwork, model_from_config
 
 class ChannelMaxima(nn.Module):
     """The model's blocks in order; returns every block's channel maxima, their grid positions and channel means,
-    concatenated over the blocks in forward order: three (B, total channels) tensors.
+    concatenated over the blocks in forward order (three (B, total channels) tensors under "maxima", "positions"
+    and "means"); with ``head``, the network's ``top`` classes per image and their probabilities ("top_classes",
+    "top_probabilities"); with ``atlas`` blocks, ``per_image`` spatial activation vectors of each (a list of
+    (B, per_image, C) float16 under "vectors", their flat grid positions under "spots"), at the places ``picks``
+    ((B, per_image) in [0, 1)) chooses across the block's grid.
 
     With ``keep_maps``, the positions are left to :func:`locate` afterwards, for the few maxima that enter the top
-    K: it returns the maxima, the means and every block's output instead (the outputs are written anyway, as the
-    next block's input; keeping them costs memory, not time). A channel maximum alone fuses into the kernels
-    around it; finding its position in the same pass costs about a fifth of the forward on a GPU.
+    K: every block's output comes back under "maps" instead (the outputs are written anyway, as the next block's
+    input; keeping them costs memory, not time). A channel maximum alone fuses into the kernels around it; finding
+    its position in the same pass costs about a fifth of the forward on a GPU.
     """
 
-    def __init__(self, model: InceptionNetwork, packed: bool = False, keep_maps: bool = False) -> None:
+    def __init__(
+        self,
+        model: InceptionNetwork,
+        packed: bool = False,
+        keep_maps: bool = False,
+        head: bool = True,
+        atlas: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.packed = packed  # for torch.compile: explorer.channels.index.top.channel_maxima says why
         self.keep_maps = keep_maps
         self.names = model.block_names()
-        self.blocks = nn.ModuleList(block for _, block in model.blocks())
+        unknown = [name for name in atlas if name not in self.names]
+        if unknown:
+            raise ValueError(f"no block {unknown[0]!r} to keep atlas vectors of; blocks are {', '.join(self.names)}")
+        self.atlas = tuple(atlas)
+        self.top = min(TOP_CLASSES, model.config.num_classes) if head else 0
+        self.model = model  # its blocks in order, then its head
 
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        maxima, positions, means, maps = [], [], [], []
-        for block in self.blocks:
+    def forward(self, x: Tensor, picks: Tensor | None = None) -> dict[str, Tensor | list[Tensor]]:
+        maxima, positions, means, maps, vectors, spots = [], [], [], [], [], []
+        for name, block in self.model.blocks():
             x = block(x)
             if self.keep_maps:
                 m, mu = channel_maxima_only(x)
@@ -48,9 +64,39 @@ class ChannelMaxima(nn.Module):
                 positions.append(p)
             maxima.append(m)
             means.append(mu)
+            if name in self.atlas:
+                v, s = _spatial_vectors(x, picks)
+                vectors.append(v)
+                spots.append(s)
+        out: dict[str, Tensor | list[Tensor]] = {"maxima": torch.cat(maxima, 1), "means": torch.cat(means, 1)}
         if self.keep_maps:
-            return torch.cat(maxima, 1), torch.cat(means, 1), *maps
-        return torch.cat(maxima, 1), torch.cat(positions, 1), torch.cat(means, 1)
+            out["maps"] = maps
+        else:
+            out["positions"] = torch.cat(positions, 1)
+        if self.top:
+            best = self.model.forward_head(x).float().softmax(1).topk(self.top, 1)
+            out["top_classes"], out["top_probabilities"] = best.indices, best.values
+        if self.atlas:
+            out["vectors"], out["spots"] = vectors, spots
+        return out
+
+
+#: How many of the network's classes the index records per image.
+TOP_CLASSES = 5
+
+
+def _spatial_vectors(output: Tensor, picks: Tensor) -> tuple[Tensor, Tensor]:
+    """The activation vectors (B, P, C) float16 at P places of the grid per image, chosen by ``picks`` (B, P) in
+    [0, 1), and those places (B, P) as flat row-major positions."""
+    batch, channels, height, width = output.shape
+    spots = (picks * (height * width)).long().clamp(max=height * width - 1)
+    if output.is_contiguous():
+        grid = output.reshape(batch, channels, height * width)
+        taken = grid.gather(2, spots[:, None, :].expand(batch, channels, spots.shape[1])).transpose(1, 2)
+    else:  # channels-last: the (B, H*W, C) view, as explorer.channels.index.top's _grid takes it
+        grid = output.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+        taken = grid.gather(1, spots[:, :, None].expand(batch, spots.shape[1], channels))
+    return taken.to(torch.float16), spots
 
 
 def locate(maps: Sequence[Tensor], new: Tensor, places: Tensor, every_slot: bool = False) -> Tensor:

@@ -8,17 +8,17 @@ the output, and the same command then goes on from there.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import shutil
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -26,29 +26,26 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from explorer.channels.index.folder import Decoded, FolderError, decode, list_files
-from explorer.channels.index.forward import BlockShape, ChannelMaxima, block_shapes, locate
+from explorer.channels.index.forward import ChannelMaxima, block_shapes, locate
+from explorer.channels.index.labels import read_labels
 from explorer.channels.index.nvjpeg import gpu_crops
+from explorer.channels.index.records import ClassSums, ImageRecords
+from explorer.channels.index.saved import Run, blocks_of, extras_of, manifest_of, resume_from, settings_of
 from explorer.channels.index.sharing import Ranks, gathered
-from explorer.channels.index.store import (
-    FORMAT_VERSION,
-    BlockExamples,
-    IndexFileError,
-    read_block,
-    read_manifest,
-    write_index,
-)
-from explorer.channels.index.top import NO_IMAGE, ChannelTop
+from explorer.channels.index.store import write_index
+from explorer.channels.index.top import ChannelTop
 from explorer.nets import InceptionNetwork
 from explorer.nets.weights import WeightsInfo
 from explorer.runtime.fastpath import inference_copy
+from explorer.runtime.labels import imagenet_labels
 from explorer.runtime.preprocessing import Preprocessing, normalise, preprocessing_for
 
 #: Bytes a batch's kept maps may take for locate_later to be chosen by itself: the CLI's batch of 32 in bf16 (1.1 GB)
 #: fits, a server's float32 builds for its sessions (2.2 GB each) do not.
 MAPS_BUDGET = 3 * 2**29
 
-#: What a channel's value for one image is, as the manifest says it.
-STATISTIC = "the channel's maximum over the block's output grid"
+#: Spatial activation vectors an image gives each atlas block (explorer.concepts.atlas).
+PER_IMAGE = 4
 
 
 @dataclass(frozen=True)
@@ -68,15 +65,6 @@ class IndexInterrupted(KeyboardInterrupt):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass
-class _Run:
-    """What a build has found so far: the running top-K and, per file index, a digest or a reason."""
-
-    top: ChannelTop
-    digests: dict[int, str] = field(default_factory=dict)
-    skipped: dict[int, str] = field(default_factory=dict)
 
 
 class _FolderImages(Dataset):
@@ -123,6 +111,12 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def default_atlas_blocks(names: Sequence[str]) -> tuple[str, ...]:
+    """The blocks an index keeps atlas vectors of unless told: one three fifths of the way in (textures and parts)
+    and the last (objects), as the atlas article drew a middle and a late layer."""
+    return (names[round(0.6 * (len(names) - 1))], names[-1])
+
+
 def build_index(
     folder: str | Path,
     out: str | Path,
@@ -137,9 +131,18 @@ def build_index(
     compile: bool = False,
     gpu_decode: bool = True,
     locate_later: bool | None = None,
+    classes: str | None = None,
+    atlas: Sequence[str] | None = None,
+    per_image: int = PER_IMAGE,
+    seed: int = 0,
     progress: Callable[[IndexProgress], None] | None = None,
 ) -> dict:
     """Index every image below ``folder`` into ``out`` (its manifest is returned). See the README's format.
+
+    ``classes``: "folders" (each sub-folder a class) or a CSV file of path,label rows
+    (:mod:`explorer.channels.index.labels`); every index records the network's top classes per image and the class
+    tables by its first class. ``atlas``: the blocks whose ``per_image`` activation vectors are kept, at places
+    drawn from ``seed`` and the file (:func:`default_atlas_blocks` when None; () for none).
 
     ``locate_later`` finds a maximum's position only for the entries that enter a channel's top K, from the
     batch's block outputs kept on the device (:func:`explorer.channels.index.forward.locate`), instead of for every
@@ -150,31 +153,42 @@ def build_index(
     finding positions in the forward needs no maps kept.
     """
     root, out, device = Path(folder).resolve(), Path(out), torch.device(device)
-    if top_k < 1 or batch_size < 1 or workers < 0:
-        raise ValueError("--top and --batch-size take a whole number from 1, --workers from 0")
+    if top_k < 1 or batch_size < 1 or workers < 0 or per_image < 1:
+        raise ValueError("--top, --batch-size and --atlas-per-image take a whole number from 1, --workers from 0")
     ranks = Ranks.here()
     files = list_files(root)
+    labels = read_labels(root, files, classes) if classes is not None else None
     shapes = block_shapes(model)
+    atlas = default_atlas_blocks(model.block_names()) if atlas is None else tuple(atlas)
     channels = sum(s.channels for s in shapes)
     preprocessing = preprocessing_for(model.config.variant)
     config = model.config
     identity = {
         "variant": config.variant,
         "network": repr(config),
+        "repeats": list(dataclasses.astuple(config.repeats)),  # what --repeats gave: the network can be built again
         "weights": weights.identity,
         "input_size": config.input_size,
     }
-    run = _Run(ChannelTop.empty(channels, top_k, device, fused=compile and device.type == "cuda"))
-    base = _resume_from(out, identity, top_k, files, shapes)
+    settings = settings_of(labels, atlas, per_image, seed)
+
+    def empty() -> Run:
+        fused = compile and device.type == "cuda"
+        by_label = ClassSums(channels, device) if labels is not None else None
+        top = ChannelTop.empty(channels, top_k, device, fused=fused)
+        return Run(top, ImageRecords(atlas), ClassSums(channels, device), by_label, labels)
+
+    run = empty()
+    forward = ChannelMaxima(inference_copy(model), atlas=atlas)  # unknown atlas blocks refused before any work
+    base = resume_from(out, {**identity, "k": top_k, **settings}, files, shapes, empty())
     todo = [i for i in range(len(files)) if i not in base.digests] if base else list(range(len(files)))
     if base is not None and ranks.rank == 0:  # one process carries the earlier part, or it would count twice
-        run.top.merge(base.top)
-        run.digests.update(base.digests)
+        run.take_in(base)
 
     if locate_later is None:
-        per_image = sum(shape.channels * shape.grid[0] * shape.grid[1] for shape in shapes) * dtype.itemsize
-        locate_later = device.type == "cpu" and batch_size * per_image <= MAPS_BUDGET
-    forward = ChannelMaxima(inference_copy(model), packed=compile and not locate_later, keep_maps=locate_later)
+        per_image_bytes = sum(shape.channels * shape.grid[0] * shape.grid[1] for shape in shapes) * dtype.itemsize
+        locate_later = device.type == "cpu" and batch_size * per_image_bytes <= MAPS_BUDGET
+    forward.packed, forward.keep_maps = compile and not locate_later, locate_later
     forward = forward.eval().requires_grad_(False).to(device, dtype)
     if device.type == "cuda":
         forward = forward.to(memory_format=torch.channels_last)
@@ -193,39 +207,44 @@ def build_index(
     # and the GPU has the next forward to run meanwhile.
     queued: deque[LaunchedBatch] = deque()
     depth, pad = (1 if device.type == "cuda" else 0), (batch_size if compile else 0)
+    batch_of = partial(_index_batch, run=run, step=step, pad_to=pad, device=device, dtype=dtype, seed=seed)
+    count = model.config.num_classes
+    names = weights.class_names or (imagenet_labels() if count == 1000 else None)
+    head_classes = list(names or (f"class {i}" for i in range(count)))
     try:
         with torch.inference_mode(), _interrupts_between_batches(ranks.world == 1) as interrupted:
             for batch in loader:
-                launched = _index_batch(batch, run, step, pad, locate_later, device, dtype, preprocessing, root)
+                launched = batch_of(batch, preprocessing=preprocessing, root=root, per_image=per_image)
                 if launched is not None:
                     queued.append(launched)
                 while len(queued) > depth:
-                    queued.popleft().merge_into(run.top)
+                    queued.popleft().merge_into(run)
                 done += len(batch) * ranks.world  # every process reads about as many
                 if progress is not None and ranks.rank == 0:
                     progress(IndexProgress(min(done, len(files)), len(files), time.perf_counter() - start))
                 if interrupted():
                     raise KeyboardInterrupt
             while queued:
-                queued.popleft().merge_into(run.top)
+                queued.popleft().merge_into(run)
     except KeyboardInterrupt:
         if ranks.world > 1:
             raise
         with torch.inference_mode():  # files of a queued batch are counted as done: what is kept must hold them
             while queued:
-                queued.popleft().merge_into(run.top)
+                queued.popleft().merge_into(run)
         kept = partial_path(out)
-        write_index(kept, _manifest(root, files, run, identity, top_k, dtype, shapes), _blocks(run, shapes, files))
+        manifest = {**manifest_of(root, files, run, identity, top_k, dtype, shapes, head_classes), **settings}
+        write_index(kept, manifest, blocks_of(run, shapes, files), extras_of(run, shapes))
         raise IndexInterrupted(
             f"interrupted: {len(run.digests)} of {len(files)} files indexed and kept in {kept}; "
             "the same command goes on from there"
         ) from None
-    run = _Run(*gathered(run.top, run.digests, run.skipped, ranks))
-    manifest = _manifest(root, files, run, identity, top_k, dtype, shapes)
+    run = gathered(run, ranks, empty)
+    manifest = {**manifest_of(root, files, run, identity, top_k, dtype, shapes, head_classes), **settings}
     if ranks.rank == 0:
         if not manifest["images"]:
             raise FolderError(f"{folder} holds no image that can be read ({len(run.skipped)} files skipped)")
-        write_index(out, manifest, _blocks(run, shapes, files))
+        write_index(out, manifest, blocks_of(run, shapes, files), extras_of(run, shapes))
         shutil.rmtree(partial_path(out), ignore_errors=True)
     ranks.barrier()
     return manifest
@@ -233,35 +252,80 @@ def build_index(
 
 @dataclass
 class LaunchedBatch:
-    """A batch's forward, queued: its outputs (cut to its real images when merged) and the images' indices."""
+    """A batch's forward, queued: its outputs (cut to its real images when merged), the images' indices on the
+    device and on the host, and their labels. On a GPU, what the host needs (each image's top classes, the atlas
+    vectors) is copied back as soon as the forward is queued, and ``copied`` marks when it is there: the merge
+    waits for this batch, not for the next one queued behind it."""
 
-    outputs: tuple[torch.Tensor, ...]
+    outputs: dict
     images: torch.Tensor
-    keep_maps: bool
+    files: np.ndarray
+    labels: list[int] | None = None
+    copied: torch.cuda.Event | None = None
 
-    def merge_into(self, top: ChannelTop) -> None:
-        n = self.images.shape[0]
-        if self.keep_maps:
-            maxima, means, *maps = self.outputs
-            every_slot = maxima.device.type == "cuda"  # explorer.channels.index.forward.locate says why
-            top.add_locating(maxima[:n], means[:n], self.images, partial(locate, maps, every_slot=every_slot))
+    @classmethod
+    def launched(cls, outputs: dict, images: torch.Tensor, files: np.ndarray, labels: list[int] | None):
+        n = len(files)
+        host = {
+            key: outputs[key][:n].to("cpu", non_blocking=True)
+            for key in ("top_classes", "top_probabilities")
+            if key in outputs
+        }
+        for key in ("vectors", "spots"):
+            if key in outputs:
+                host[key] = [t[:n].to("cpu", non_blocking=True) for t in outputs[key]]
+        copied = None
+        if images.device.type == "cuda":
+            copied = torch.cuda.Event()
+            copied.record()
+        return cls({**outputs, "host": host}, images, files, labels, copied)
+
+    def merge_into(self, run: Run) -> None:
+        outputs, n = self.outputs, self.images.shape[0]
+        if "maps" in outputs:
+            every_slot = outputs["maxima"].device.type == "cuda"  # explorer.channels.index.forward.locate says why
+            where = partial(locate, outputs["maps"], every_slot=every_slot)
+            run.top.add_locating(outputs["maxima"][:n], outputs["means"][:n], self.images, where)
         else:
-            maxima, positions, means = self.outputs
-            top.add(maxima[:n], positions[:n], means[:n], self.images)
+            run.top.add(outputs["maxima"][:n], outputs["positions"][:n], outputs["means"][:n], self.images)
+        if self.copied is not None:
+            self.copied.synchronize()
+        host = outputs["host"]
+        if "top_classes" in host:  # a forward without the head (benchmarks.bench_index's "before") has none
+            run.records.add(self.files, host, n)
+            run.by_prediction.add(outputs["maxima"][:n], host["top_classes"][:, 0].tolist())
+        if run.by_label is not None and self.labels is not None:
+            run.by_label.add(outputs["maxima"][:n], self.labels)
+
+
+def picks_for(paths: Sequence[str], per_image: int, seed: int) -> np.ndarray:
+    """Where each image's atlas vectors are taken, (B, per_image) in [0, 1): drawn from the seed and the file's
+    path alone (SplitMix64 of the pair), so that batches, processes and builds extended by new files take the
+    same ones, at no cost next to a batch's forward."""
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    keys = [int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "little") for path in paths]
+    counter = np.array(keys, dtype=np.uint64)[:, None] * np.uint64(per_image) + np.arange(per_image, dtype=np.uint64)
+    z = counter + np.uint64(seed % 2**32) * golden + golden
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return ((z >> np.uint64(40)).astype(np.float64) / 2**24).astype(np.float32)
 
 
 def _index_batch(
     batch: list[Decoded],
-    run: _Run,
+    *,
+    run: Run,
     step: Callable,
     pad_to: int,
-    keep_maps: bool,
     device: torch.device,
     dtype: torch.dtype,
     preprocessing: Preprocessing,
     root: Path,
+    per_image: int,
+    seed: int,
 ) -> LaunchedBatch | None:
-    crops, indices = [], []
+    crops, indices, paths = [], [], []
     jpegs = [item for item in batch if item.jpeg is not None]
     on_device = dict(zip((item.index for item in jpegs), gpu_crops(jpegs, device, preprocessing), strict=True))
     for item in batch:
@@ -276,98 +340,17 @@ def _index_batch(
         run.digests[item.index] = item.digest
         crops.append(crop)
         indices.append(item.index)
+        paths.append(item.path)
     if not crops:
         return None
+    picks = picks_for(paths, per_image, seed)
     if pad_to > len(crops):  # a compiled step keeps one batch size: the last batch is padded, the padding dropped
         crops += [crops[-1]] * (pad_to - len(crops))
+        picks = np.concatenate([picks, np.repeat(picks[-1:], pad_to - len(indices), 0)])
     x = normalise(torch.stack(crops), preprocessing).to(dtype)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     images = torch.tensor(indices).to(device, non_blocking=True)  # not waiting for the GPU to finish its work
-    return LaunchedBatch(tuple(step(x)), images, keep_maps)
-
-
-def _resume_from(out: Path, identity: dict, top_k: int, files: list[str], shapes: list[BlockShape]) -> _Run | None:
-    """The index to extend: ``out`` itself, or an interrupted build's work; None for a fresh build."""
-    for where in (partial_path(out), out):
-        if where.exists():
-            return _loaded(where, identity, top_k, files, shapes)
-    return None
-
-
-def _loaded(where: Path, identity: dict, top_k: int, files: list[str], shapes: list[BlockShape]) -> _Run:
-    manifest = read_manifest(where)
-    for key, value in (*identity.items(), ("k", top_k)):
-        if manifest.get(key) != value:
-            raise IndexFileError(
-                f"{where} is an index with {key} {manifest.get(key)!r}, not {value!r}: "
-                "give another --out for a new index, or the same settings to extend it"
-            )
-    position = {path: i for i, path in enumerate(files)}
-    gone = [entry["path"] for entry in manifest["images"] if entry["path"] not in position]
-    if gone:
-        raise IndexFileError(
-            f"{where} lists {len(gone)} images no longer in the folder ({', '.join(gone[:3])}): "
-            "give another --out for a new index"
-        )
-    ids = np.array([position[entry["path"]] for entry in manifest["images"]] + [NO_IMAGE], dtype=np.int64)
-    parts = []
-    for shape in shapes:
-        block = read_block(where, shape.name, shape.channels, top_k)
-        width = shape.grid[1]
-        parts.append(
-            (
-                np.asarray(block.values),
-                ids[np.asarray(block.images)],  # -1 (empty) picks the last entry: NO_IMAGE
-                np.asarray(block.positions[..., 0], dtype=np.int64) * width + block.positions[..., 1],
-                np.asarray(block.mean, dtype=np.float64) * len(manifest["images"]),
-            )
-        )
-    top = ChannelTop.of(*(torch.from_numpy(np.concatenate(column)) for column in zip(*parts, strict=True)))
-    top.count = len(manifest["images"])
-    digests = {position[entry["path"]]: entry["digest"] for entry in manifest["images"]}
-    return _Run(top, digests)
-
-
-def _manifest(
-    root: Path, files: list[str], run: _Run, identity: dict, top_k: int, dtype: torch.dtype, shapes: list[BlockShape]
-) -> dict:
-    return {
-        "format": FORMAT_VERSION,
-        "folder": str(root),
-        "images": [{"path": files[i], "digest": run.digests[i]} for i in sorted(run.digests)],
-        "skipped": [{"path": files[i], "reason": run.skipped[i]} for i in sorted(run.skipped)],
-        **identity,
-        "k": top_k,
-        "statistic": STATISTIC,
-        "precision": str(dtype).removeprefix("torch."),
-        "code_version": _code_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "blocks": [shape.to_json() for shape in shapes],
-    }
-
-
-def _blocks(run: _Run, shapes: list[BlockShape], files: list[str]) -> list[BlockExamples]:
-    """The running top-K, cut into blocks, with file indices turned into the manifest's image indices."""
-    image_of = np.full(len(files) + 1, -1, dtype=np.int32)  # the last entry: empty slots
-    for n, i in enumerate(sorted(run.digests)):
-        image_of[i] = n
-    top = run.top
-    values, images, positions = (t.cpu().numpy() for t in (top.values, top.images, top.positions))
-    images = image_of[np.where(images == NO_IMAGE, len(files), images)]
-    means = top.means().cpu().numpy()
-    blocks, first = [], 0
-    for shape in shapes:
-        cut = slice(first, first + shape.channels)
-        width = shape.grid[1]
-        grid = np.stack([positions[cut] // width, positions[cut] % width], -1).astype(np.int16)
-        blocks.append(BlockExamples(shape.name, values[cut].astype(np.float32), images[cut], grid, means[cut]))
-        first += shape.channels
-    return blocks
-
-
-def _code_version() -> str:
-    try:
-        return metadata.version("inception-resnet-explorer")
-    except metadata.PackageNotFoundError:
-        return "source"
+    labels = [run.labels.of_file[i] for i in indices] if run.labels is not None else None
+    outputs = step(x, torch.from_numpy(picks).to(device, non_blocking=True))
+    return LaunchedBatch.launched(outputs, images, np.array(indices, dtype=np.int64), labels)

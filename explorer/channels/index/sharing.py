@@ -8,11 +8,13 @@ the images were shared out, so the index is the one a single process makes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from explorer.channels.index.saved import Run
 from explorer.channels.index.top import ChannelTop
 
 
@@ -47,27 +49,30 @@ def start_processes(device: str) -> tuple[Ranks, str]:
     return Ranks.here(), f"cuda:{local}" if cuda else "cpu"
 
 
-def gathered(
-    top: ChannelTop, digests: dict[int, str], skipped: dict[int, str], ranks: Ranks
-) -> tuple[ChannelTop, dict[int, str], dict[int, str]]:
-    """Every process's part (its top K, and per file index a digest or why it was skipped) merged, the same on
-    every process."""
+def gathered(run: Run, ranks: Ranks, empty: Callable[[], Run]) -> Run:
+    """Every process's part merged, the same on every process: the top K (gathered as tensors), and per file
+    index a digest or why it was skipped, the images' records and the class tables (gathered as objects; a class
+    table holds only the rows of classes its process saw)."""
     if ranks.world == 1:
-        return top, digests, skipped
+        return run
+    top = run.top
     parts = {name: [torch.empty_like(t) for _ in range(ranks.world)] for name, t in _tensors(top).items()}
     for name, tensor in _tensors(top).items():
         dist.all_gather(parts[name], tensor)
-    counts = [None] * ranks.world
-    dist.all_gather_object(counts, (top.count, digests, skipped))
-    merged = ChannelTop.empty(top.keys.shape[0], top.k, top.keys.device)
-    for r in range(ranks.world):
-        merged.merge(ChannelTop(*(parts[name][r] for name in ("keys", "positions", "sums")), counts[r][0]))
-    all_digests: dict[int, str] = {}
-    all_skipped: dict[int, str] = {}
-    for _, d, s in counts:
-        all_digests.update(d)
-        all_skipped.update(s)
-    return merged, all_digests, all_skipped
+    tables = [run.by_prediction.arrays(), run.by_label.arrays() if run.by_label is not None else None]
+    tables = [None if t is None else (t[0], t[1], t[2].cpu()) for t in tables]
+    others: list = [None] * ranks.world
+    dist.all_gather_object(others, (top.count, run.digests, run.skipped, run.records, tables))
+    merged = empty()
+    for r, (count, digests, skipped, records, (by_prediction, by_label)) in enumerate(others):
+        merged.top.merge(ChannelTop(*(parts[name][r] for name in ("keys", "positions", "sums")), count))
+        merged.digests.update(digests)
+        merged.skipped.update(skipped)
+        merged.records.extend(records)
+        merged.by_prediction.merge(*by_prediction)
+        if merged.by_label is not None and by_label is not None:
+            merged.by_label.merge(*by_label)
+    return merged
 
 
 def _tensors(top: ChannelTop) -> dict[str, torch.Tensor]:

@@ -20,10 +20,23 @@ from typing import Any
 
 import numpy as np
 
-#: The version of the format written here; a reader refuses any other.
-FORMAT_VERSION = 1
+#: The version of the format written here; a reader takes it and the earlier ones in READABLE (format 1 has no
+#: per-image records, class tables nor atlas vectors) and refuses any other.
+FORMAT_VERSION = 2
+READABLE = (1, 2)
 MANIFEST = "manifest.json"
 ARRAYS = ("values", "images", "positions", "mean")
+#: Per image, in the manifest's order: the network's top classes ("top_classes", "top_probabilities").
+IMAGES_FILE = "images.npz"
+#: Per class of the labels ("classes", "counts", "sums"): each channel's maximum summed over the class's images.
+LABELS_FILE = "classes.npz"
+#: The same per class the network predicts first for an image.
+PREDICTED_FILE = "predicted.npz"
+
+
+def atlas_file(block: str) -> str:
+    """A block's atlas vectors: "vectors" (M, C) float16, "images" (M,) int32 and "positions" (M, 2) int16."""
+    return f"atlas-{block}.npz"
 
 
 class IndexFileError(ValueError):
@@ -70,13 +83,33 @@ def written_whole(out: Path) -> Iterator[Path]:
         raise
 
 
-def write_index(out: Path, manifest: Mapping[str, Any], blocks: list[BlockExamples]) -> None:
-    """The whole index into ``out`` (:func:`written_whole`)."""
+def write_index(
+    out: Path,
+    manifest: Mapping[str, Any],
+    blocks: list[BlockExamples],
+    extras: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> None:
+    """The whole index into ``out`` (:func:`written_whole`): the blocks' examples, and ``extras``, more ``.npz``
+    files by name (:data:`IMAGES_FILE`, :data:`LABELS_FILE`, :func:`atlas_file`, ...)."""
     with written_whole(out) as work:
         for block in blocks:
             arrays = {name: getattr(block, name) for name in ARRAYS}
             np.savez(work / block_file(block.name), **arrays)  # stored, not compressed: memory-mappable
+        for name, arrays in (extras or {}).items():
+            np.savez(work / name, **arrays)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def read_arrays(folder: str | Path, name: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of one of an index's ``.npz`` files, memory-mapped; a missing or damaged file is an
+    :class:`IndexFileError` in words."""
+    path = Path(folder) / name
+    try:
+        return {key: _mapped(path, key) for key in keys}
+    except FileNotFoundError:
+        raise IndexFileError(f"{name} is missing from the index {folder}") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as error:
+        raise IndexFileError(f"{name} in {folder} is damaged or truncated ({error})") from None
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -89,9 +122,9 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise IndexFileError(f"{folder} is not an index (it has no {MANIFEST})") from None
     except (OSError, ValueError) as error:
         raise IndexFileError(f"{path} cannot be read ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise IndexFileError(f"{path}: index format {found!r}, this version reads format {FORMAT_VERSION}")
+        raise IndexFileError(f"{path}: index format {found!r}, this version reads formats 1 to {FORMAT_VERSION}")
     return manifest
 
 
@@ -99,12 +132,7 @@ def read_block(folder: str | Path, name: str, channels: int, k: int) -> BlockExa
     """One block's arrays, memory-mapped and checked against the manifest's shapes."""
     path = Path(folder) / block_file(name)
     expected = {"values": (channels, k), "images": (channels, k), "positions": (channels, k, 2), "mean": (channels,)}
-    try:
-        arrays = {key: _mapped(path, key) for key in ARRAYS}
-    except FileNotFoundError:
-        raise IndexFileError(f"{path.name} is missing from the index {folder}") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error) as error:
-        raise IndexFileError(f"{path.name} in {folder} is damaged or truncated ({error})") from None
+    arrays = read_arrays(folder, path.name, ARRAYS)
     for key, shape in expected.items():
         if arrays[key].shape != shape:
             raise IndexFileError(f"{path.name}: {key} is {arrays[key].shape}, the manifest says {shape}")

@@ -19,8 +19,8 @@ from explorer.nets import make_config
 from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 
 pytestmark = pytest.mark.package
-PAGES = ["Network", "Network map", "Layer counts", "Block graph", "Activations", "Channels", "Compare variants",
-         "Residual scaling", "Guided tour", "New head"]  # fmt: skip
+PAGES = ["Network", "Network map", "Layer counts", "Block graph", "Activations", "Channels", "Classes",
+         "Compare variants", "Residual scaling", "Guided tour", "New head"]  # fmt: skip
 
 NOT_SHIPPED = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "test-artifacts", "weights"

@@ -13,11 +13,10 @@ def _atlas(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from explorer.channels.features.visualise import Settings
     from explorer.channels.index.reader import ChannelIndex
     from explorer.channels.index.store import written_whole
     from explorer.concepts.atlas import layout
-    from explorer.concepts.drawn import atlas_picture, cell_pictures, png
+    from explorer.concepts.drawn import atlas_picture, atlas_settings, cell_pictures, png
     from explorer.concepts.source import network_of
     from explorer.runtime.device import pick_device
 
@@ -34,8 +33,7 @@ def _atlas(args: argparse.Namespace) -> int:
         f"({time.perf_counter() - started:.1f} s)",
         file=sys.stderr,
     )
-    defaults = Settings.for_device(device)
-    settings = Settings(args.steps or defaults.steps, args.size or defaults.size, args.seed)
+    settings = atlas_settings(device, args.steps, args.size, args.seed)
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -72,8 +70,8 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     atlas.add_argument("index", metavar="INDEX_DIR")
     atlas.add_argument("--block", required=True, help="a block the index kept atlas vectors of")
     atlas.add_argument("--grid", type=parents.whole_number(1, 100), default=20, metavar="N", help="N x N cells")
-    atlas.add_argument("--steps", type=parents.whole_number(1), help="optimisation steps (512 on a GPU, 128 on a CPU)")
-    atlas.add_argument("--size", type=parents.whole_number(64), help="a cell's image (224 px on a GPU, 128 on a CPU)")
+    atlas.add_argument("--steps", type=parents.whole_number(1), help="optimisation steps (256 on a GPU, 96 on a CPU)")
+    atlas.add_argument("--size", type=parents.whole_number(64), help="a cell's image (160 px on a GPU, 96 on a CPU)")
     atlas.add_argument("--tile", type=parents.whole_number(8), default=96, metavar="PX", help="a cell in the PNG")
     atlas.add_argument("--seed", type=int, default=0, help="the layout's and the pictures' seed")
     atlas.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

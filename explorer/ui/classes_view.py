@@ -13,7 +13,7 @@ from explorer.channels.index.reader import ChannelIndex
 from explorer.channels.index.store import IndexFileError
 from explorer.concepts.atlas import AtlasLayout, atlas_blocks, layout
 from explorer.concepts.classes import ClassTable
-from explorer.concepts.drawn import atlas_picture, cell_pictures, png
+from explorer.concepts.drawn import atlas_picture, atlas_settings, cell_pictures, png
 from explorer.concepts.figures import atlas_figure, bars
 from explorer.runtime import Engine, EngineIdentity
 from explorer.runtime.images import ImageError, load_image
@@ -108,7 +108,7 @@ def atlas_section(engine: Engine, engine_key: EngineIdentity, index: ChannelInde
     grid = middle.select_slider("Grid", [4, 6, 8, 10, 12, 16, 20], value=8, key="atlas_grid")
     seed = int(right.number_input("Seed", 0, 10_000, 0, key="atlas_seed"))
     gpu = engine.device.type == "cuda"
-    settings = Settings() if gpu else Settings(steps=96, size=96)
+    settings = atlas_settings(engine.device)
     key = (engine_key, str(index.folder), index.manifest.get("created", ""), block, grid, seed, settings)
     atlases = server_atlases()
     if key in atlases:

@@ -17,7 +17,7 @@ from explorer.channels.features.visualise import Settings, visualise
 from explorer.channels.index.reader import ChannelIndex
 from explorer.channels.index.store import IndexFileError
 from explorer.cli import main
-from explorer.concepts.atlas import layout
+from explorer.concepts.atlas import embed, layout
 from explorer.concepts.classes import ClassTable
 from explorer.concepts.drawn import atlas_picture, cell_pictures
 from explorer.concepts.source import network_of
@@ -109,6 +109,25 @@ def test_a_fixed_seed_gives_the_same_atlas_twice_and_the_picture_has_the_grids_s
     empty = {(r, c) for r in range(5) for c in range(5)} - {(c.row, c.col) for c in atlas.cells}
     for r, c in empty:
         assert (pixels[r * 12 : (r + 1) * 12, c * 12 : (c + 1) * 12] == 255).all()
+
+
+def test_vectors_past_the_landmarks_land_beside_their_own_kind_and_the_seed_repeats_them():
+    # three kinds of vector (non-negative, as ReLU outputs are, each strong in its own channels): UMAP lays out
+    # 90 of the 300, the rest are placed among them and must fall in their own kind's region of the plane
+    rng = np.random.default_rng(0)
+    kinds = np.repeat(np.arange(3), 100)
+    base = np.zeros((3, 64), np.float32)
+    for kind in range(3):
+        base[kind, kind * 20 : kind * 20 + 20] = 1.0
+    vectors = base[kinds] + rng.uniform(0, 0.3, (300, 64)).astype(np.float32)
+    points = embed(vectors, seed=1, landmarks=90)
+    np.testing.assert_array_equal(points, embed(vectors, seed=1, landmarks=90))
+    chosen = np.sort(np.random.default_rng(1).choice(300, 90, replace=False))
+    placed = np.setdiff1d(np.arange(300), chosen)
+    centres = np.stack([points[chosen][kinds[chosen] == kind].mean(0) for kind in range(3)])
+    nearest = np.linalg.norm(points[placed][:, None] - centres[None], axis=2).argmin(1)
+    assert (nearest == kinds[placed]).all()
+    assert points.min() == 0.0 and points.max() == 1.0
 
 
 def test_the_direction_objective_raises_the_projection_onto_its_direction(index, block):

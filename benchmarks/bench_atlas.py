@@ -1,7 +1,7 @@
 """The activation atlas of a block: how long the whole ``irv2-explorer atlas`` command takes, on this machine.
 
     python -m benchmarks.bench_atlas [--images 25000] [--per-image 4] [--grid 20] [--block repeat_1.11]
-                                     [--threads N] [--json FILE]
+                                     [--threads N] [--index DIR] [--json FILE]
 
 An index of ``--images`` generated JPEGs (a class a thousand, as bench_index makes them) keeping ``--per-image``
 atlas vectors of ``--block`` per image is built first (not timed: bench_index times the index); then the atlas
@@ -37,14 +37,14 @@ from explorer.nets import make_config  # noqa: E402
 from explorer.nets.weights import random_weights  # noqa: E402
 
 
-def indexed(where: Path, images: int, block: str, per_image: int, threads: int) -> tuple[Path, float]:
+def indexed(where: Path, out: Path, images: int, block: str, per_image: int) -> tuple[Path, float]:
     folder = make_jpegs(where / "jpegs", images)
     model, info = random_weights(make_config("released"), 0)
     gpu = torch.cuda.is_available()
     start = time.perf_counter()
     build_index(
         folder,
-        where / "index",
+        out,
         model,
         info,
         batch_size=128 if gpu else 16,
@@ -56,7 +56,7 @@ def indexed(where: Path, images: int, block: str, per_image: int, threads: int) 
         atlas=[block],
         per_image=per_image,
     )
-    return where / "index", time.perf_counter() - start
+    return out, time.perf_counter() - start
 
 
 def atlas_run(index: Path, block: str, grid: int, out: Path, env: dict) -> dict:
@@ -85,13 +85,16 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=20)
     parser.add_argument("--block", default="repeat_1.11")
     parser.add_argument("--threads", type=int, help="torch's and numba's threads in the atlas command (a CPU's cores)")
+    parser.add_argument("--index", type=Path, help="an index to keep and use again (built there when missing)")
     parser.add_argument("--json")
     args = parser.parse_args()
     report = {"machine": machine(), "images": args.images, "block": args.block, "grid": args.grid}
     print(report["machine"], flush=True)
     with tempfile.TemporaryDirectory() as where:
-        index, seconds = indexed(Path(where), args.images, args.block, args.per_image, args.threads)
-        report["index, s (not the atlas's)"] = round(seconds, 1)
+        index = args.index or Path(where, "index")
+        if not (index / "manifest.json").is_file():
+            index, seconds = indexed(Path(where), index, args.images, args.block, args.per_image)
+            report["index, s (not the atlas's)"] = round(seconds, 1)
         env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(where, "numba"))}
         if args.threads:
             env.update(OMP_NUM_THREADS=str(args.threads), NUMBA_NUM_THREADS=str(args.threads))

@@ -4,9 +4,10 @@ The index keeps a few spatial activation vectors of each image at its atlas bloc
 dimensions by UMAP (umap-learn; cosine distance, after PCA to at most 50 dimensions as the article did). Over
 ``LANDMARKS`` vectors, UMAP lays out that many drawn by the seed and every other vector is placed where UMAP's own
 ``transform`` starts a new point, at the weighted mean of its nearest laid-out neighbours: a 100,000-vector UMAP
-takes a minute on one core (a seed makes UMAP single-threaded), 20,000 take ten seconds. The plane
-is cut into a grid, and every vector falls in exactly one cell. A cell's mean vector is what its picture shows
-(:mod:`explorer.concepts.drawn`); its label is the most frequent class of its vectors' images.
+takes a minute on one core (a seed makes UMAP single-threaded), 20,000 take ten seconds. Neighbours are exact,
+found by matrix products (:func:`nearest`), for UMAP too: its own search compiles for a minute in each process.
+The plane is cut into a grid, and every vector falls in exactly one cell. A cell's mean vector is what its picture
+shows (:mod:`explorer.concepts.drawn`); its label is the most frequent class of its vectors' images.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ PCA_DIMENSIONS = 50
 #: The most vectors UMAP lays out itself; the rest are placed among them.
 LANDMARKS = 20_000
 NEIGHBOURS = 15
+#: UMAP's own choice over 10,000 vectors; it takes 500 below, where the map is no better for an atlas's grid.
+EPOCHS = 200
 
 
 @dataclass(frozen=True)
@@ -128,38 +131,53 @@ def embed(vectors: np.ndarray, seed: int = 0, landmarks: int = LANDMARKS) -> np.
 def _umap(data: np.ndarray, seed: int) -> np.ndarray:
     import umap
 
-    with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": the price of repeatability
-        warnings.simplefilter("ignore", UserWarning)
+    k = min(NEIGHBOURS, len(data) - 1)
+    # UMAP's own neighbour search (pynndescent) compiles for a minute in every new process; exact neighbours
+    # by matrix products take a second for 20,000 vectors and are the same on every machine.
+    indices, distances = nearest(data, data, k)
+    with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": the price of repeatability;
+        warnings.simplefilter("ignore", UserWarning)  # "transform will be unavailable": we place the rest ourselves
         reducer = umap.UMAP(
-            n_neighbors=min(NEIGHBOURS, len(data) - 1),
+            n_neighbors=k,
             min_dist=0.01,
             metric="cosine",
             random_state=seed,
+            n_epochs=EPOCHS,
             init="spectral" if len(data) > 64 else "random",
+            precomputed_knn=(indices.numpy(), distances.numpy().astype(np.float32)),
         )
         return np.asarray(reducer.fit_transform(data), dtype=np.float64)
 
 
-def placed_among(data: np.ndarray, laid: np.ndarray, points: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Each row of ``data`` at the mean of its ``NEIGHBOURS`` nearest ``laid`` rows' points (cosine), weighted
-    as UMAP weighs a neighbour: exp(-(d - d_nearest) / sigma), sigma the mean of d - d_nearest. Exact neighbours
-    by matrix products, on the GPU where there is one."""
+def nearest(data: np.ndarray, laid: np.ndarray, k: int, chunk: int = 4096) -> tuple:
+    """For each row of ``data`` its ``k`` nearest rows of ``laid`` by cosine distance, nearest first: (indices
+    (N, k) int64, distances (N, k) float64) as CPU tensors. Exact, by matrix products, on the GPU where there is
+    one."""
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    laid_t = torch.nn.functional.normalize(torch.from_numpy(laid).to(device, torch.float32), dim=1)
-    points_t = torch.from_numpy(points).to(device, torch.float64)
-    k = min(NEIGHBOURS, len(laid))
-    out = []
+    laid_t = torch.nn.functional.normalize(
+        torch.from_numpy(np.ascontiguousarray(laid)).to(device, torch.float32), dim=1
+    )
+    indices, distances = [], []
     for first in range(0, len(data), chunk):
-        rows = torch.nn.functional.normalize(torch.from_numpy(data[first : first + chunk]).to(device), dim=1)
-        similarity, nearest = (rows @ laid_t.T).topk(k, dim=1)
-        distance = (1 - similarity.double()).clamp_min(0)
-        above = distance - distance[:, :1]
-        sigma = above.mean(1, keepdim=True).clamp_min(1e-12)
-        weights = torch.exp(-above / sigma)
-        out.append(((weights[..., None] * points_t[nearest]).sum(1) / weights.sum(1, keepdim=True)).cpu())
-    return torch.cat(out).numpy()
+        rows = torch.from_numpy(np.ascontiguousarray(data[first : first + chunk])).to(device, torch.float32)
+        similarity, found = (torch.nn.functional.normalize(rows, dim=1) @ laid_t.T).topk(k, dim=1)
+        indices.append(found.cpu())
+        distances.append((1 - similarity.double()).clamp_min(0).cpu())
+    return torch.cat(indices), torch.cat(distances)
+
+
+def placed_among(data: np.ndarray, laid: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Each row of ``data`` at the mean of its ``NEIGHBOURS`` nearest ``laid`` rows' points (cosine), weighted
+    as UMAP weighs a neighbour: exp(-(d - d_nearest) / sigma), sigma the mean of d - d_nearest."""
+    import torch
+
+    nearest_rows, distance = nearest(data, laid, min(NEIGHBOURS, len(laid)))
+    above = distance - distance[:, :1]
+    weights = torch.exp(-above / above.mean(1, keepdim=True).clamp_min(1e-12))
+    placed = (weights[..., None] * torch.from_numpy(points)[nearest_rows]).sum(1) / weights.sum(1, keepdim=True)
+    return placed.numpy()
 
 
 def layout(index: ChannelIndex, block: str, grid: int = 20, seed: int = 0) -> AtlasLayout:

@@ -25,7 +25,7 @@ def atlas_settings(
 ) -> Settings:
     """The atlas's feature visualisation: smaller and shorter than a channel's gallery picture, since a cell is
     shown as a tile of 64 to 96 px and an atlas has hundreds: 256 steps at 160 px on a GPU (400 cells in about
-    35 s on an H100), 96 steps at 96 px on a CPU (about 2.5 s a cell on 2 cores)."""
+    35 s on an H100), 96 steps at 96 px on a CPU (about 3.2 s a cell on 2 cores)."""
     gpu = torch.device(device).type == "cuda"
     return Settings(steps or (256 if gpu else 96), size or (160 if gpu else 96), seed)
 

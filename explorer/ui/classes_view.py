@@ -115,7 +115,7 @@ def atlas_section(engine: Engine, engine_key: EngineIdentity, index: ChannelInde
         found, picture = atlases.get(key, lambda: draw_atlas(engine, index, block, grid, seed, settings, _quiet))
     else:
         cells = grid * grid * 0.6  # about this share of the cells holds vectors
-        seconds = 20 + cells * (0.1 if gpu else 2.5)
+        seconds = 20 + cells * (0.1 if gpu else 3.2)  # measured by bench_atlas: H100; 2 CPU cores
         done = job_button(
             ("atlas", *key),
             f"Drawing the atlas of {block} ({grid} x {grid})",

@@ -1,4 +1,5 @@
-"""Why did it say that? Attribution maps (Captum), Grad-CAM, and the sanity check that tells which follow the model."""
+"""Why did it say that? Attribution maps (Captum), Grad-CAM, the sanity check that tells which follow the model,
+and the faithfulness metrics that tell which fits the image (deletion, insertion, ROAD, infidelity)."""
 
 from explorer import lazy_exports
 
@@ -19,6 +20,19 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "explain",
         ),
         "explainer": ("Explainer",),
+        "faithfulness": (
+            "BASELINES",
+            "METRICS",
+            "METRIC_DEFAULTS",
+            "Faithfulness",
+            "MetricSettings",
+            "area",
+            "check_metrics",
+            "counts",
+            "pixel_order",
+            "ranking",
+            "score_maps",
+        ),
         "gradcam": ("grad_cam",),
         "sanity": ("THUMBNAIL", "SanityStep", "rank_correlation", "sanity_check", "thumbnail"),
     },

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from PIL import Image
 
 from explorer.explain.attribution import DEFAULTS, Attribution, Progress, Settings, explain
+from explorer.explain.faithfulness import METRIC_DEFAULTS, Faithfulness, MetricSettings, score_maps
 from explorer.explain.gradcam import grad_cam
 from explorer.explain.sanity import SanityStep, sanity_check
 from explorer.runtime.engine import Engine
@@ -62,3 +63,31 @@ class Explainer:
             return sanity_check(
                 model, x.to(self.engine.device), methods, self.engine.label, block, class_index, settings, progress
             )
+
+    def faithfulness(
+        self,
+        image: Image.Image,
+        attributions: Sequence[Attribution],
+        metrics: Sequence[str],
+        settings: MetricSettings = METRIC_DEFAULTS,
+        progress: Progress | None = None,
+    ) -> list[Faithfulness]:
+        """Deletion, insertion, ROAD and infidelity (:mod:`explorer.explain.faithfulness`) of some maps of one image,
+        all for the class they explain; the forwards run on the engine's inference copy, batched."""
+        classes = {a.class_index for a in attributions}
+        if len(classes) != 1:
+            raise ValueError("the maps compared must explain one class")
+        _, x = self.engine.prepare(image)
+        pre = self.engine.preprocessing
+        heatmaps = {a.method: a.heatmap for a in attributions}
+        return score_maps(
+            self.engine.probabilities,
+            x.to(self.engine.device),
+            heatmaps,
+            classes.pop(),
+            metrics,
+            settings,
+            pre.mean,
+            pre.std,
+            progress,
+        )

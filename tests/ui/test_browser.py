@@ -730,6 +730,15 @@ def test_why_did_it_say_that_shows_each_method(page):
     settle(page)
     chart = title.first.locator("xpath=following::div[contains(@class, 'js-plotly-plot')][1]")
     assert title.count() == 1 and "grad-cam" in chart.text_content() and "saliency" not in chart.text_content()
+    # Faithfulness of the map shown: its row in the ranking, and both curves in the chart under their title.
+    page.get_by_role("button", name="Measure faithfulness").click()
+    curves = page.get_by_text("The class's probability as pixels go")
+    curves.first.wait_for(timeout=300_000)
+    settle(page)
+    plotted = curves.first.locator("xpath=following::div[contains(@class, 'js-plotly-plot')][1]").text_content()
+    assert "curve=deletion" in plotted and "curve=insertion" in plotted and "grad-cam" in plotted
+    # The ranking's table (a canvas: its cells are checked by the AppTest) stands above the curves' title.
+    assert curves.first.locator("xpath=preceding::div[@data-testid='stDataFrame'][1]").is_visible()
 
 
 # ------------------------------------------------------------------------------ a projector and a phone

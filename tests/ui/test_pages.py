@@ -144,8 +144,23 @@ def test_activations_page_runs_a_sample():
         c.startswith("saliency: ") for c in pictures
     )
     assert any("why “tabby”" in c.value for c in page.caption)
+    page.multiselect(key="explain_methods").set_value(["grad-cam", "saliency"]).run()
+    page.slider(key="faith_steps").set_value(10).run()
+    next(b for b in page.button if b.label == "Measure faithfulness").click().run()
+    assert not page.exception
+    ranked = page.dataframe[-1].value  # the maps shown, ranked on this image: each metric's value and its rank
+    assert list(ranked.columns) == ["method", "mean rank", "deletion", "insertion", "road", "infidelity"]
+    assert sorted(ranked["method"]) == ["grad-cam", "saliency"] and list(ranked["mean rank"]) == sorted(
+        ranked["mean rank"]
+    )
+    found = {f.method: f for f in page.session_state["faithfulness"][1]}
+    for row in ranked.itertuples():
+        assert row.deletion == f"{found[row.method].value('deletion'):.4g} (#{row.deletion[-2]})"
+    assert len(found["saliency"].curves["deletion"]) == 11  # the 10 steps asked for, and the whole image
+    assert found["grad-cam"].scores["road"].keys() == {"10", "30", "50", "70", "90"}
+    assert any("deletion" in str(c.proto.spec) for c in page.get("plotly_chart"))
     page.multiselect(key="explain_methods").set_value(["grad-cam"]).run()
-    page.button[0].click().run()  # the sanity check
+    next(b for b in page.button if b.label == "Run the sanity check").click().run()
     assert not page.exception
     assert page.get("plotly_chart")[-1].proto.spec and "sanity" in page.session_state
     steps = page.session_state["sanity"][-1]["grad-cam"]

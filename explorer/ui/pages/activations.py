@@ -17,6 +17,7 @@ from explorer.runtime.images import ImageError, LoadedImage, load_image
 from explorer.text.usertext import shown
 from explorer.ui.downloads import download, download_json
 from explorer.ui.engines import engine_of, weights_in_use
+from explorer.ui.faithfulness_panel import faithfulness_panel
 from explorer.ui.memory import budgeted
 from explorer.ui.network import variant_sidebar
 from explorer.ui.pictures import pick_image
@@ -231,6 +232,8 @@ if methods:
     st.caption(
         f"{shown(name)}: why “{shown(labels[class_index])}”. Brighter: more important for that class, by each method."
     )
+    shown_maps = [attribution(data, m, block_name, class_index, None) for m in methods]  # kept: no work again
+    faithfulness_panel(engine, (engine_key, digest, block_name, class_index, settings), data, shown_maps)
 
 st.markdown(
     "**The sanity check** (Adebayo et al., 2018): randomise the network's weights from the head down, a "

@@ -7,11 +7,14 @@
   irv2-explorer graph [--variant V] [--level overview|expanded] [--block NAME] [-o FILE]
   irv2-explorer infer IMAGE... [--variant V] [--weights auto|random|hub[:TAG]|FILE] [--inside BLOCK] [--format json]
                      [--out DIR]
-  irv2-explorer explain IMAGE [--method M ...] [--block NAME] [--class K] [--sanity] [--format json] [--out DIR]
+  irv2-explorer explain IMAGE [--method M ...] [--block NAME] [--class K] [--sanity] [--metrics M ...]
+                     [--format json] [--out DIR]
   irv2-explorer index FOLDER --out INDEX_DIR [--top K] [--weights W] [--classes folders|FILE.csv]
                      [--atlas BLOCK...|none] (also under torchrun --nproc_per_node=N -m explorer index ...)
   irv2-explorer classes INDEX_DIR --block B (--channel C | --class NAME) [--top K] [--by labels|predicted]
   irv2-explorer atlas INDEX_DIR --block B [--grid N] [--steps N] [--seed S] --out DIR
+  irv2-explorer tcav --concept DIR... [--random DIR] --class K --images DIR --blocks B... [--runs N] [--format json]
+  irv2-explorer concept-examples --out DIR            stripes, dots and random images to try tcav with
   irv2-explorer visualize --block B --channel C [--objective channel|neuron|class] [--steps N] [--size PX] --out F.png
   irv2-explorer circuit --block B --channel C [--index DIR | IMAGE...] [--top K] [--onward] [--format json]
                      [--out DIR]
@@ -40,6 +43,7 @@ from explorer.cli import (
     index,
     infer,
     summary,
+    tcav,
     visualize,
     weights,
 )
@@ -56,6 +60,7 @@ COMMANDS = (
     index,
     classes,
     atlas,
+    tcav,
     visualize,
     circuit,
     export,

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_faithfulness [--steps 50] [--repeats 10] [--threads N] [--json FILE]
 
-ours   ``explorer.explain.score_maps`` on an engine (the inference copy: batch norms folded, bf16 channels-last
+ours   ``explorer.explain.score_maps`` (the inference copy: batch norms folded, bf16 channels-last
        under autocast on a GPU, the engine's CPU precision on a CPU): the masks built on the device, both curves'
        images in one batch, forwards of 128 images (16 on a CPU).
 peer   timm's inception_resnet_v2, eager, the same 102 images already built, in one batch (bf16 autocast and
@@ -19,6 +19,7 @@ import json
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from explorer.explain.faithfulness import baseline_image, curve_batch  # noqa: E
 from explorer.nets import make_config  # noqa: E402
 from explorer.nets.weights import random_weights  # noqa: E402
 from explorer.runtime import Engine  # noqa: E402
+from explorer.runtime.engine import probabilities  # noqa: E402
 from explorer.runtime.images import load_image  # noqa: E402
 
 
@@ -70,9 +72,8 @@ def main() -> None:
     pre = engine.preprocessing
 
     def ours() -> None:
-        score_maps(
-            engine.probabilities, x, {"map": heatmap}, 281, ("deletion", "insertion"), settings, pre.mean, pre.std
-        )
+        scored = partial(probabilities, engine)
+        score_maps(scored, x, {"map": heatmap}, 281, ("deletion", "insertion"), settings, pre.mean, pre.std)
 
     import timm
 

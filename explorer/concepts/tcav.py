@@ -64,10 +64,12 @@ def tcav(
     randoms: Sequence[Tensor],
     alpha: float = 0.05,
     batch_size: int = 32,
+    seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[ConceptScore]:
     """Each concept's TCAV score for ``class_index`` at each block, with its significance over ``len(randoms) - 1``
-    runs. ``images``: the class's examples; every tensor normalised (N, 3, H, W) on the model's device."""
+    runs. ``images``: the class's examples; every tensor normalised (N, 3, H, W) on the model's device. The same
+    seed gives the same scores."""
     from captum.concept import TCAV, Concept
     from scipy.stats import ttest_ind
 
@@ -85,7 +87,9 @@ def tcav(
     mine = [concept(len(randoms) + i, name, data) for i, (name, data) in enumerate(concepts.items())]
     experiments = [[c, random_concepts[r]] for c in [*mine, random_concepts[0]] for r in range(1, runs + 1)]
     model.eval()
-    with tempfile.TemporaryDirectory(prefix="explorer-tcav-") as where:  # Captum keeps CAVs and activations here
+    # Captum's classifier shuffles and starts from torch's generator: seeded here, and the caller's left as it was.
+    with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory(prefix="explorer-tcav-") as where:
+        torch.manual_seed(seed)  # Captum keeps CAVs and activations here
         interpreter = TCAV(model, list(blocks), model_id="explorer", save_path=where + "/")
         found: dict[str, dict[str, dict[str, Tensor]]] = {}
         for number, chunk in enumerate(_chunks(experiments, runs)):

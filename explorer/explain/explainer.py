@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from PIL import Image
 
@@ -10,7 +11,7 @@ from explorer.explain.attribution import DEFAULTS, Attribution, Progress, Settin
 from explorer.explain.faithfulness import METRIC_DEFAULTS, Faithfulness, MetricSettings, score_maps
 from explorer.explain.gradcam import grad_cam
 from explorer.explain.sanity import SanityStep, sanity_check
-from explorer.runtime.engine import Engine
+from explorer.runtime.engine import Engine, probabilities
 from explorer.runtime.results import GradCam
 
 
@@ -81,7 +82,7 @@ class Explainer:
         pre = self.engine.preprocessing
         heatmaps = {a.method: a.heatmap for a in attributions}
         return score_maps(
-            self.engine.probabilities,
+            partial(probabilities, self.engine),
             x.to(self.engine.device),
             heatmaps,
             classes.pop(),

@@ -5,6 +5,7 @@ recoloured, and smooth noise). Real concepts are a user's own folders; these sho
 from __future__ import annotations
 
 import math
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -70,8 +71,14 @@ def write_examples(out: str | Path, count: int = 50, seed: int = 0) -> dict[str,
               if name.endswith(".jpg")]  # fmt: skip
     rng = np.random.default_rng(seed)
     makers = {"stripes": stripes, "dots": dots, "random": lambda r: random_image(r, photos)}
-    for kind, folder in made.items():
-        folder.mkdir(parents=True)
-        for number in range(count):
-            makers[kind](rng).save(folder / f"{kind}-{number:03d}.jpg", quality=90)
+    root.mkdir(parents=True, exist_ok=True)
+    # Written in a hidden folder beside them and moved in whole: a failure leaves no half-made concept behind.
+    with tempfile.TemporaryDirectory(prefix=".concept-examples-", dir=root) as work:
+        for kind in made:
+            folder = Path(work, kind)
+            folder.mkdir()
+            for number in range(count):
+                makers[kind](rng).save(folder / f"{kind}-{number:03d}.jpg", quality=90)
+        for kind, folder in made.items():
+            Path(work, kind).rename(folder)
     return made

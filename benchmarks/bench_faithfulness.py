@@ -34,8 +34,8 @@ from explorer.explain.faithfulness import baseline_image, curve_batch  # noqa: E
 from explorer.nets import make_config  # noqa: E402
 from explorer.nets.weights import random_weights  # noqa: E402
 from explorer.runtime import Engine  # noqa: E402
-from explorer.runtime.engine import probabilities  # noqa: E402
 from explorer.runtime.images import load_image  # noqa: E402
+from explorer.runtime.scoring import probabilities  # noqa: E402
 
 
 def timed(work, repeats: int, synchronise: bool) -> float:
@@ -88,12 +88,21 @@ def main() -> None:
         with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=gpu):
             peer(batch).float().softmax(1)[:, 281].cpu()
 
+    def forwards() -> None:
+        probabilities(engine, batch)
+
+    with torch.inference_mode(), torch.autocast("cuda", engine.gpu_dtype, enabled=gpu):
+        eager = engine.model(batch.to(torch.float32 if gpu else engine.cpu_dtype)).float().softmax(1).cpu()
     found = {
         "machine": machine(),
         "threads": torch.get_num_threads(),
         "images": 2 * (args.steps + 1),
         "precision": engine.precision,
         "ours, s": timed(ours, args.repeats, gpu),
+        "ours, forwards alone (explorer.runtime.scoring.probabilities), s": timed(forwards, args.repeats, gpu),
+        "ours against an eager forward of the same copy, largest probability difference": float(
+            (probabilities(engine, batch) - eager).abs().max()
+        ),
         "peer (timm eager, forwards alone), s": timed(theirs, args.repeats, gpu),
     }
     found["ours / peer"] = found["ours, s"] / found["peer (timm eager, forwards alone), s"]

@@ -12,42 +12,30 @@ from explorer.cli import parents
 from explorer.cli.engines import load_engine
 
 if TYPE_CHECKING:
-    import torch
+    from PIL import Image
 
     from explorer.runtime import Engine
 
 
-def folder_images(folder: str, engine: Engine, limit: int, seed: int) -> torch.Tensor:
-    """Up to ``limit`` images of a folder (drawn by the seed when it holds more), normalised, as one tensor."""
+def folder_images(folder: str, limit: int, seed: int) -> list[Image.Image]:
+    """Up to ``limit`` images of a folder (drawn by the seed when it holds more)."""
     from pathlib import Path
 
-    import numpy as np
-    import torch
-
     from explorer.channels.index.folder import list_files
-    from explorer.runtime.images import ImageError, load_image
+    from explorer.concepts.concept_sets import read_images
 
-    files = list_files(folder)
-    if len(files) > limit:
-        files = sorted(np.random.default_rng(seed).choice(files, limit, replace=False).tolist())
-    tensors, skipped = [], 0
-    for name in files:
-        try:
-            tensors.append(engine.prepare(load_image(Path(folder, name).read_bytes()).image)[1])
-        except (ImageError, OSError):
-            skipped += 1
+    images, skipped = read_images([Path(folder, name) for name in list_files(folder)], limit, seed)
     if skipped:
         print(f"note: {folder}: {skipped} files are not images we can read, passed over", file=sys.stderr)
-    if not tensors:
+    if not images:
         raise ValueError(f"{folder} holds no image we can read")
-    return torch.cat(tensors)
+    return images
 
 
 def _tcav(args: argparse.Namespace) -> int:
-    import torch
-
-    from explorer.concepts.examples import random_image
-    from explorer.concepts.tcav import MIN_RUNS, random_sets, tcav
+    from explorer.concepts.concept_sets import run_tcav
+    from explorer.concepts.examples import made
+    from explorer.concepts.tcav import MIN_RUNS
 
     if args.runs < MIN_RUNS:
         raise ValueError(f"--runs takes at least {MIN_RUNS} (the t-test's random sets), not {args.runs}")
@@ -55,28 +43,11 @@ def _tcav(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise ValueError("two concept folders have one name: a concept is named by its folder")
     engine = load_engine(args.weights, args.device, 8, args.variant, args.labels)
-    blocks = engine.source.block_names()
-    for block in args.blocks:
-        if block not in blocks:
-            raise ValueError(f"unknown block {block!r}; blocks are: {', '.join(blocks)}")
     class_index = _class_index(engine, args.cls)
-    device = engine.device
-    images = folder_images(args.images, engine, args.per_set, args.seed).to(device)
-    concepts = {
-        n: folder_images(f, engine, args.per_set, args.seed).to(device)
-        for n, f in zip(names, args.concept, strict=True)
-    }
-    if args.random:
-        pool = folder_images(args.random, engine, 10_000, args.seed)
-    else:
-        import numpy as np
-
-        rng = np.random.default_rng(args.seed)
-        made = [random_image(rng, []) for _ in range(2 * args.per_set)]
-        pool = torch.cat([engine.prepare(image)[1] for image in made])
-    randoms = [r.to(device) for r in random_sets(pool, args.runs, args.per_set, args.seed)]
-    with engine.private.shared() as model:  # Captum hooks its blocks: the engine's private copy, one caller at a time
-        found = tcav(model, args.blocks, class_index, images, concepts, randoms)
+    images = folder_images(args.images, args.per_set, args.seed)
+    concepts = {n: folder_images(f, args.per_set, args.seed) for n, f in zip(names, args.concept, strict=True)}
+    pool = folder_images(args.random, 10_000, args.seed) if args.random else made("random", 2 * args.per_set, args.seed)
+    found = run_tcav(engine, args.blocks, class_index, images, concepts, pool, args.runs, args.per_set, args.seed)
     label = engine.label(class_index)
     if args.format == "json":
         document = {
@@ -92,7 +63,10 @@ def _tcav(args: argparse.Namespace) -> int:
         print(f"TCAV for class {class_index} ({label}), {len(images)} images, {args.runs} random sets:")
         for f in found:
             mark = "significant" if f.significant else "not significant"
-            print(f"  {f.concept:<16} {f.block:<14} score {f.score:.2f}  p {f.p_value:.3g}  {mark}")
+            print(
+                f"  {f.concept:<16} {f.block:<14} score {f.score:.2f}  p {f.p_value:.3g}  "
+                f"CAV accuracy {f.accuracy:.2f} (p {f.separation_p:.3g})  {mark}"
+            )
     return 0
 
 
@@ -117,7 +91,7 @@ def add_to(commands: argparse._SubParsersAction) -> None:
     tcav = commands.add_parser(
         "tcav",
         parents=[parents.network(), parents.engine()],
-        help="does the network use a concept for a class? TCAV scores with significance (captum.concept)",
+        help="does the network use a concept for a class? TCAV scores with significance",
     )
     tcav.add_argument("--concept", nargs="+", required=True, metavar="DIR", help="a folder of images per concept")
     tcav.add_argument("--random", metavar="DIR", help="counter-examples (default: random images made here)")

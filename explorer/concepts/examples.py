@@ -58,6 +58,21 @@ def random_image(rng: np.random.Generator, photos: list[Image.Image]) -> Image.I
     return Image.fromarray(noise).resize((SIDE, SIDE), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(2))
 
 
+def sample_photos() -> list[Image.Image]:
+    """The bundled sample photographs, the raw material of random counter-examples."""
+    samples = resources.files("explorer.samples")
+    names = sorted(p.name for p in samples.iterdir() if p.name.endswith(".jpg"))
+    return [Image.open(samples / name).convert("RGB") for name in names]
+
+
+def made(kind: str, count: int, seed: int) -> list[Image.Image]:
+    """``count`` images of one kind made here (stripes, dots or random), the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    photos = sample_photos() if kind == "random" else []
+    makers = {"stripes": stripes, "dots": dots, "random": lambda r: random_image(r, photos)}
+    return [makers[kind](rng) for _ in range(count)]
+
+
 def write_examples(out: str | Path, count: int = 50, seed: int = 0) -> dict[str, Path]:
     """``out/stripes``, ``out/dots`` and ``out/random``, ``count`` JPEGs each; folders already there are refused
     (nothing a user made is overwritten)."""

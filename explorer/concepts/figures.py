@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from explorer.concepts.atlas import AtlasLayout
+from explorer.concepts.tcav import ConceptScore
 
 BAR = "#2166ac"
 
@@ -76,5 +77,47 @@ def atlas_figure(atlas: AtlasLayout, picture: Image.Image, image_names: list[str
         dragmode="zoom",
         clickmode="event+select",
         height=min(900, max(420, side)),
+    )
+    return figure
+
+
+def tcav_figure(scores: list[ConceptScore], class_name: str) -> go.Figure:
+    """TCAV scores as bars, a group per block and a colour per concept; bars that are not significant are grey and
+    pale, their p-values and CAV accuracy on hover."""
+    figure = go.Figure()
+    palette = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#35978f"]
+    for number, concept in enumerate(dict.fromkeys(s.concept for s in scores)):
+        mine = [s for s in scores if s.concept == concept]
+        colour = palette[number % len(palette)]
+        figure.add_trace(
+            go.Bar(
+                name=html.escape(concept),
+                x=[s.block for s in mine],
+                y=[s.score for s in mine],
+                marker={
+                    "color": [colour if s.significant else "#bdbdbd" for s in mine],
+                    "opacity": [1.0 if s.significant else 0.55 for s in mine],
+                    "line": {"color": colour, "width": 2},
+                },
+                text=["" if s.significant else "n.s." for s in mine],
+                textposition="outside",
+                customdata=[
+                    [s.p_value, s.accuracy, "significant" if s.significant else "not significant"] for s in mine
+                ],
+                hovertemplate=(
+                    f"{html.escape(concept)} at %{{x}}: score %{{y:.2f}}<br>p %{{customdata[0]:.3g}}, "
+                    "CAV accuracy %{customdata[1]:.2f}<br>%{customdata[2]}<extra></extra>"
+                ),
+            )
+        )
+    figure.add_hline(y=0.5, line_dash="dot", line_color="#636363")
+    figure.update_layout(
+        title=html.escape(f"TCAV scores for {class_name}: the share of its images a concept pushes towards it"),
+        barmode="group",
+        yaxis={"range": [0, 1.1], "title": "TCAV score"},
+        xaxis={"title": "block"},
+        legend={"title": "concept (grey: not significant)"},
+        margin={"l": 10, "r": 10, "b": 40},
+        height=360,
     )
     return figure

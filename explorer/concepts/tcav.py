@@ -7,18 +7,25 @@ directional derivative). One CAV is a chance: the score counts only if it differ
 get. So the concept is tried against ``runs`` random sets, and random set 0 against the same ``runs`` sets,
 and a two-sided t-test (Welch's) compares the two lists of scores; ``p < alpha`` is significant.
 
-Captum sets hooks on the blocks it reads: the model passed must be a private copy, never a shared one.
+:func:`tcav` reads the blocks through the network's explicit ``forward_intermediates`` (no hooks), keeps every
+set's activations on the device, and fits all the CAVs of a block at once from one Gram matrix
+(:mod:`explorer.concepts.cav`). :func:`tcav_captum` runs ``captum.concept.TCAV`` with the same CAVs: the oracle
+the tests hold :func:`tcav` to. Captum sets hooks on the blocks it reads: the model it is given must be a private
+copy, never a shared one.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from explorer.concepts.cav import captum_classifier, fit, pair_seed, split
 
 MIN_IMAGES = 10  # a CAV from fewer images than this is noise
 MIN_RUNS = 10  # the t-test's samples: at least ten random counter-sets
@@ -35,6 +42,8 @@ class ConceptScore:
     random_scores: tuple[float, ...]
     p_value: float
     significant: bool
+    accuracy: float = float("nan")  # the concept's CAVs on their held-out images: near 0.5, no concept was found
+    separation_p: float = float("nan")  # do its CAVs separate it better than random sets' separate them? (one-sided)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +52,8 @@ class ConceptScore:
             "score": round(self.score, 4),
             "p_value": float(f"{self.p_value:.4g}"),
             "significant": self.significant,
+            "cav_accuracy": None if np.isnan(self.accuracy) else round(self.accuracy, 4),
+            "separation_p": None if np.isnan(self.separation_p) else float(f"{self.separation_p:.4g}"),
             "scores": [round(s, 4) for s in self.scores],
             "random_scores": [round(s, 4) for s in self.random_scores],
         }
@@ -50,9 +61,16 @@ class ConceptScore:
 
 def random_sets(pool: Tensor, runs: int, size: int, seed: int) -> list[Tensor]:
     """``runs + 1`` sets of ``size`` images each, drawn without replacement within a set from ``pool``."""
+    if len(pool) < 2 * size:
+        raise ValueError(
+            f"{len(pool)} random images make random sets of {size} that share most of their images; "
+            f"give at least {2 * size} (or fewer images a set)"
+        )
     generator = np.random.default_rng(seed)
-    size = min(size, len(pool))
     return [pool[torch.from_numpy(generator.choice(len(pool), size, replace=False))] for _ in range(runs + 1)]
+
+
+Progress = Callable[[float, str], None]
 
 
 def tcav(
@@ -65,20 +83,90 @@ def tcav(
     alpha: float = 0.05,
     batch_size: int = 32,
     seed: int = 0,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[ConceptScore]:
     """Each concept's TCAV score for ``class_index`` at each block, with its significance over ``len(randoms) - 1``
-    runs. ``images``: the class's examples; every tensor normalised (N, 3, H, W) on the model's device. The same
-    seed gives the same scores."""
-    from captum.concept import TCAV, Concept
-    from scipy.stats import ttest_ind
+    runs. ``model`` has ``forward_intermediates(x) -> (logits, {block: output})``; ``images``: the class's
+    examples; every tensor normalised (N, 3, H, W) on the model's device. The same seed gives the same scores."""
+    runs = _check(images, concepts, randoms)
+    report = progress or (lambda share, message: None)
+    sets = [*randoms, *concepts.values()]  # set k has Captum's concept id k (random sets first)
+    starts = np.cumsum([0] + [len(s) for s in sets]).tolist()
+    pairs = [(c, r) for c in [*range(len(randoms), len(sets)), 0] for r in range(1, runs + 1)]
+    model.eval()
+    activations: dict[str, list[Tensor]] = defaultdict(list)
+    with torch.no_grad():
+        for number, data in enumerate(sets):
+            report(0.7 * number / len(sets), f"activations of set {number + 1} of {len(sets)}")
+            for chunk in data.split(batch_size):
+                found = model.forward_intermediates(chunk)[1]
+                for block in blocks:
+                    activations[block].append(found[block].flatten(1).float())
+    report(0.7, "the class's gradients")
+    gradients: dict[str, list[Tensor]] = defaultdict(list)
+    for chunk in images.split(batch_size):
+        with torch.enable_grad():
+            x = chunk.detach().requires_grad_(True)  # the weights need none: the graph hangs on the input
+            logits, found = model.forward_intermediates(x)
+            grads = torch.autograd.grad(logits[:, class_index].sum(), [found[b] for b in blocks])
+        for block, grad in zip(blocks, grads, strict=True):
+            gradients[block].append(grad.flatten(1).float())
+    scores = []
+    for number, block in enumerate(blocks):
+        report(0.9 + 0.1 * number / len(blocks), f"CAVs at {block}")
+        rows = torch.cat(activations.pop(block))
+        gram, along = rows @ rows.T, torch.cat(gradients.pop(block)) @ rows.T
+        del rows
+        sign, accuracy = _pair_scores(gram.cpu().double(), along.cpu().double(), starts, pairs, seed)
+        baseline = tuple(sign[(0, r)] for r in range(1, runs + 1))
+        random_accuracy = [accuracy[(0, r)] for r in range(1, runs + 1)]
+        for k, name in enumerate(concepts, start=len(randoms)):
+            own = tuple(sign[(k, r)] for r in range(1, runs + 1))
+            separates = [accuracy[(k, r)] for r in range(1, runs + 1)]
+            scores.append(_score(name, block, own, baseline, alpha, (separates, random_accuracy)))
+    report(1.0, "done")
+    return scores
 
-    runs = len(randoms) - 1
-    if runs < MIN_RUNS:
-        raise ValueError(f"TCAV's significance needs at least {MIN_RUNS} random sets, not {runs}")
-    for name, found in {"the class's images": images, **concepts}.items():
-        if len(found) < MIN_IMAGES:
-            raise ValueError(f"{name}: {len(found)} images; a concept or class needs at least {MIN_IMAGES}")
+
+def _pair_scores(
+    gram: Tensor, along: Tensor, starts: list[int], pairs: list[tuple[int, int]], seed: int
+) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], float]]:
+    """Each pair's TCAV score (the share of the class's gradients with a positive projection on its CAV) and its
+    CAV's held-out accuracy; the CAVs of pairs of one size are fitted together."""
+    by_size: dict[int, list[tuple[tuple[int, int], Tensor, Tensor, Tensor, Tensor]]] = defaultdict(list)
+    for first, second in pairs:
+        one, other = torch.arange(starts[first], starts[first + 1]), torch.arange(starts[second], starts[second + 1])
+        rows, label = torch.cat([one, other]), torch.cat([torch.ones(len(one)), -torch.ones(len(other))])
+        train, test = split(len(rows), pair_seed(seed, first, second))  # as Captum's rows: the concept's, then
+        by_size[len(rows)].append(((first, second), rows[train], rows[test], label[train], label[test]))
+    sign, accuracy = {}, {}
+    for group in by_size.values():
+        kernels = torch.stack([gram[train][:, train] for _, train, _, _, _ in group])
+        scales = 1.0 / kernels.diagonal(dim1=1, dim2=2).mean(-1)
+        a, b = fit(kernels * scales.view(-1, 1, 1), torch.stack([y for _, _, _, y, _ in group]))
+        for i, (pair, train, test, _, held_label) in enumerate(group):
+            sign[pair] = float(((along[:, train] @ a[i]) > 0).double().mean())
+            held = (scales[i] * gram[test][:, train] @ a[i] + b[i]) > 0
+            accuracy[pair] = float((held == (held_label > 0)).double().mean())
+    return sign, accuracy
+
+
+def tcav_captum(
+    model: nn.Module,
+    blocks: Sequence[str],
+    class_index: int,
+    images: Tensor,
+    concepts: Mapping[str, Tensor],
+    randoms: Sequence[Tensor],
+    alpha: float = 0.05,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[ConceptScore]:
+    """:func:`tcav` computed by ``captum.concept.TCAV`` with the same CAVs (:class:`explorer.concepts.cav.LinearCAV`):
+    the oracle for :func:`tcav`. Slow (Captum keeps activations on disk and CAVs as Python lists)."""
+    from captum.concept import TCAV, Concept
+
+    runs = _check(images, concepts, randoms)
 
     def concept(number: int, name: str, data: Tensor) -> Concept:
         return Concept(number, name, torch.utils.data.DataLoader(data, batch_size=batch_size))
@@ -87,17 +175,10 @@ def tcav(
     mine = [concept(len(randoms) + i, name, data) for i, (name, data) in enumerate(concepts.items())]
     experiments = [[c, random_concepts[r]] for c in [*mine, random_concepts[0]] for r in range(1, runs + 1)]
     model.eval()
-    # Captum's classifier shuffles and starts from torch's generator: seeded here, and the caller's left as it was.
-    with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory(prefix="explorer-tcav-") as where:
-        torch.manual_seed(seed)  # Captum keeps CAVs and activations here
-        interpreter = TCAV(model, list(blocks), model_id="explorer", save_path=where + "/")
-        found: dict[str, dict[str, dict[str, Tensor]]] = {}
-        for number, chunk in enumerate(_chunks(experiments, runs)):
-            if progress is not None:
-                progress(number / (len(mine) + 1), f"CAVs and scores: {chunk[0][0].name} against {runs} random sets")
-            found.update(interpreter.interpret(images, chunk, target=class_index))
-    if progress is not None:
-        progress(1.0, "done")
+    with tempfile.TemporaryDirectory(prefix="explorer-tcav-") as where:  # Captum keeps CAVs and activations here
+        classifier = captum_classifier(seed)
+        interpreter = TCAV(model, list(blocks), model_id="explorer", classifier=classifier, save_path=where + "/")
+        found = interpreter.interpret(images, experiments, target=class_index)
 
     def run_scores(c: Concept, block: str) -> tuple[float, ...]:
         keys = [f"{c.id}-{random_concepts[r].id}" for r in range(1, runs + 1)]
@@ -106,13 +187,44 @@ def tcav(
     scores = []
     for block in blocks:
         baseline = run_scores(random_concepts[0], block)
-        for c in mine:
-            own = run_scores(c, block)
-            p_value = float(ttest_ind(own, baseline, equal_var=False).pvalue)
-            p_value = 1.0 if np.isnan(p_value) else p_value  # identical constant lists: no difference at all
-            scores.append(ConceptScore(c.name, block, float(np.mean(own)), own, baseline, p_value, p_value < alpha))
+        scores += [_score(c.name, block, run_scores(c, block), baseline, alpha) for c in mine]
     return scores
 
 
-def _chunks(experiments: list, runs: int) -> list[list]:
-    return [experiments[i : i + runs] for i in range(0, len(experiments), runs)]
+def _check(images: Tensor, concepts: Mapping[str, Tensor], randoms: Sequence[Tensor]) -> int:
+    runs = len(randoms) - 1
+    if runs < MIN_RUNS:
+        raise ValueError(f"TCAV's significance needs at least {MIN_RUNS} random sets, not {runs}")
+    for name, found in {"the class's images": images, **concepts}.items():
+        if len(found) < MIN_IMAGES:
+            raise ValueError(f"{name}: {len(found)} images; a concept or class needs at least {MIN_IMAGES}")
+    return runs
+
+
+def _score(
+    name: str,
+    block: str,
+    own: tuple[float, ...],
+    baseline: tuple[float, ...],
+    alpha: float,
+    accuracies: tuple[list[float], list[float]] | None = None,
+) -> ConceptScore:
+    """The t-test of the scores against the random sets'. Given the CAVs' held-out accuracies (the concept's and the
+    random sets' against each other), the concept must also be one at this block: its CAVs separate it better
+    than random sets separate from random sets (one-sided). Without that a CAV is a random direction, and with a
+    fixed concept set a random direction's score sits consistently on one side: a random "concept" would pass
+    the score test alone about as often as not (measured on the tests' toy network)."""
+    from scipy.stats import ttest_ind
+
+    def welch(one: Sequence[float], other: Sequence[float], side: str = "two-sided") -> float:
+        p = float(ttest_ind(one, other, equal_var=False, alternative=side).pvalue)
+        return 1.0 if np.isnan(p) else p  # identical constant lists: no difference at all
+
+    p_value = welch(own, baseline)
+    if accuracies is None:
+        return ConceptScore(name, block, float(np.mean(own)), own, baseline, p_value, p_value < alpha)
+    separation = welch(accuracies[0], accuracies[1], "greater")
+    significant = p_value < alpha and separation < alpha
+    return ConceptScore(
+        name, block, float(np.mean(own)), own, baseline, p_value, significant, float(np.mean(accuracies[0])), separation
+    )

@@ -11,8 +11,9 @@ from explorer.explain.attribution import DEFAULTS, Attribution, Progress, Settin
 from explorer.explain.faithfulness import METRIC_DEFAULTS, Faithfulness, MetricSettings, score_maps
 from explorer.explain.gradcam import grad_cam
 from explorer.explain.sanity import SanityStep, sanity_check
-from explorer.runtime.engine import Engine, probabilities
+from explorer.runtime.engine import Engine
 from explorer.runtime.results import GradCam
+from explorer.runtime.scoring import probabilities
 
 
 class Explainer:

@@ -116,15 +116,25 @@ def area(curve: Sequence[float]) -> float:
     return float(((values[1:] + values[:-1]) / 2).sum() / (len(values) - 1))
 
 
-def curve_batch(x: Tensor, baseline: Tensor, heatmap: np.ndarray, steps: int, deletion: bool) -> Tensor:
-    """The S + 1 images of a deletion (or insertion) curve, on ``x``'s device."""
+def pixel_rank(heatmap: np.ndarray, device: torch.device) -> Tensor:
+    """Each pixel's place in :func:`pixel_order` (0: the highest), (H, W) int64 on the device: sorted there, once
+    a map (a stable sort of the negated values in float64, as NumPy's)."""
+    values = torch.as_tensor(np.asarray(heatmap, dtype=np.float64), device=device)
+    order = torch.argsort(-values.flatten(), stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=device)
+    return rank.view(values.shape)
+
+
+def curve_batch(x: Tensor, baseline: Tensor, heatmap: np.ndarray | Tensor, steps: int, deletion: bool) -> Tensor:
+    """The S + 1 images of a deletion (or insertion) curve, built on ``x``'s device; ``heatmap`` is the map or its
+    :func:`pixel_rank` on that device."""
     height, width = x.shape[-2:]
-    if heatmap.shape != (height, width):
-        raise ValueError(f"the map is {heatmap.shape}, the input {tuple(x.shape[-2:])}: they must agree")
-    rank = torch.empty(height * width, dtype=torch.int64)
-    rank[torch.from_numpy(pixel_order(heatmap))] = torch.arange(height * width)
-    changed = torch.tensor(counts(steps, height * width))
-    mask = (rank.view(1, 1, height, width) < changed.view(-1, 1, 1, 1)).to(x.device)
+    if tuple(heatmap.shape) != (height, width):
+        raise ValueError(f"the map is {tuple(heatmap.shape)}, the input {tuple(x.shape[-2:])}: they must agree")
+    rank = heatmap if isinstance(heatmap, Tensor) else pixel_rank(heatmap, x.device)
+    changed = torch.tensor(counts(steps, height * width), device=x.device)
+    mask = rank.view(1, 1, height, width) < changed.view(-1, 1, 1, 1)
     start, end = (x, baseline) if deletion else (baseline, x)
     return torch.where(mask, end, start)
 
@@ -152,7 +162,8 @@ def score_maps(
         curves: dict[str, tuple[float, ...]] = {}
         wanted = [m for m in ("deletion", "insertion") if m in metrics]
         if wanted:  # both curves in one batch: S + 1 images each
-            batch = torch.cat([curve_batch(x, baseline, heatmap, settings.steps, m == "deletion") for m in wanted])
+            rank = pixel_rank(heatmap, x.device)
+            batch = torch.cat([curve_batch(x, baseline, rank, settings.steps, m == "deletion") for m in wanted])
             probability = score(batch)[:, class_index].double().numpy()
             for i, metric in enumerate(wanted):
                 curve = probability[i * (settings.steps + 1) : (i + 1) * (settings.steps + 1)]

@@ -196,19 +196,3 @@ class Engine:
     def gate(self) -> contextlib.AbstractContextManager:
         """The GPU's gate for work off the captured graph (nothing to pass on a CPU)."""
         return GPU.work() if self.device.type == "cuda" else contextlib.nullcontext()
-
-
-def probabilities(engine: Engine, x: Tensor, chunk: int | None = None) -> Tensor:
-    """The head's softmax (N, classes), float32 on the CPU, for a batch of normalised inputs (N, 3, H, W):
-    the inference copy in the engine's precision, ``chunk`` images a forward (what faithfulness metrics run
-    by the hundred)."""
-    gpu = engine.device.type == "cuda"  # there the weights stay float32 and autocast computes in bf16, as captured
-    chunk = chunk or (128 if gpu else 16)  # a CPU gains nothing from more at once, and holds their maps
-    dtype = torch.float32 if gpu else engine.cpu_dtype
-    autocast = torch.autocast("cuda", dtype=engine.gpu_dtype, enabled=gpu and engine.gpu_dtype != torch.float32)
-    out = []
-    with engine._lock, engine.gate(), torch.inference_mode(), autocast:
-        for first in range(0, len(x), chunk):
-            part = x[first : first + chunk].to(engine.device, dtype, memory_format=torch.channels_last)
-            out.append(engine.model(part).float().softmax(1))
-        return torch.cat(out).cpu()

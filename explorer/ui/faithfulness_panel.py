@@ -1,5 +1,5 @@
-"""Which of the maps shown is faithful for this image: deletion, insertion, ROAD and infidelity, on demand, as a
-ranking and as the two curves (explorer.explain.faithfulness)."""
+"""Which of the maps shown is faithful for this image: deletion, insertion, ROAD and infidelity, on demand (a job
+of the server's queue: seconds on a CPU), as a ranking and as the two curves (explorer.explain.faithfulness)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from explorer.explain import BASELINES, METRICS, Attribution, Explainer, MetricS
 from explorer.explain.faithfulness import HIGHER_IS_BETTER
 from explorer.runtime import Engine
 from explorer.runtime.images import load_image
+from explorer.ui.jobs import job_button
 from explorer.ui.present import chart
 
 EXPLAINED = {
@@ -37,14 +38,22 @@ def faithfulness_panel(engine: Engine, maps_key: Hashable, data: bytes, attribut
         help="blur: the image blurred (sigma 10 pixels); mean: its mean colour; black",
     )  # fmt: skip
     settings = MetricSettings(steps=steps, baseline=baseline)
-    key = (maps_key, tuple(a.method for a in attributions), settings)
-    if st.button("Measure faithfulness", icon=":material/rule:", disabled=not attributions):
-        bar = st.progress(0.0, text="Deleting pixels...")
-        found = Explainer(engine).faithfulness(
-            load_image(data).image, attributions, METRICS, settings, lambda f, t: bar.progress(f, text=t)
-        )
-        bar.empty()
-        st.session_state["faithfulness"] = (key, found)
+    methods = tuple(a.method for a in attributions)
+    key = (maps_key, methods, settings)
+    per_map = 0.5 if engine.device.type == "cuda" else 3 + 12 * steps / 50  # bench_faithfulness: H100; 2 cores
+    done = job_button(
+        ("faithfulness", key),
+        f"Measuring the faithfulness of {len(methods)} map{'s' if len(methods) != 1 else ''}",
+        lambda report: Explainer(engine).faithfulness(load_image(data).image, attributions, METRICS, settings, report),
+        estimate_s=per_map * max(len(methods), 1),
+        button="Measure faithfulness",
+        widget_key="faith_measure",
+        failed="Faithfulness could not be measured",
+        icon=":material/rule:",
+        check=None if attributions else _no_maps,
+    )
+    if done is not None:
+        st.session_state["faithfulness"] = (key, done.result)
     stored = st.session_state.get("faithfulness")
     if not stored or stored[0] != key:  # another image, class, map or setting: not this one's
         return
@@ -80,3 +89,7 @@ def faithfulness_panel(engine: Engine, maps_key: Hashable, data: bytes, attribut
     chart(figure, key="faithfulness_chart")
     better = ", ".join(f"{m} {'higher' if HIGHER_IS_BETTER[m] else 'lower'}" for m in METRICS)
     st.caption(f"Better: {better}. The ranking holds for this image and class only; try others.")
+
+
+def _no_maps() -> None:
+    raise ValueError("no map is shown: choose a method above first")

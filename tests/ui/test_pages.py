@@ -148,6 +148,7 @@ def test_activations_page_runs_a_sample():
     page.slider(key="faith_steps").set_value(10).run()
     next(b for b in page.button if b.label == "Measure faithfulness").click().run()
     assert not page.exception
+    finished(page)  # a job of the server's queue
     ranked = page.dataframe[-1].value  # the maps shown, ranked on this image: each metric's value and its rank
     assert list(ranked.columns) == ["method", "mean rank", "deletion", "insertion", "road", "infidelity"]
     assert sorted(ranked["method"]) == ["grad-cam", "saliency"] and list(ranked["mean rank"]) == sorted(

@@ -15,6 +15,7 @@ from explorer.ui.classes_view import SOURCES, atlas_section, refused, sources_of
 from explorer.ui.engines import engine_of
 from explorer.ui.network import variant_sidebar
 from explorer.ui.present import chart
+from explorer.ui.tcav_panel import tcav_section
 
 config = variant_sidebar()
 names = trace_of(config).model.block_names()
@@ -99,5 +100,7 @@ for column, row in zip(columns, top[:6], strict=False):
     column.image(channel_mosaic(str(index.folder), created, block, row.channel), width="stretch")
     column.markdown(f"[channel {row.channel}](/channels?block={block}&channel={row.channel}) {row.mean:.3g}")
 st.caption(shown(f"{len(table.names)} classes, {table.images} images with one; index at {index.folder.name}."))
+st.subheader("Does it use a concept?")
+tcav_section(engine, engine_key, index, source, chosen_class, names)
 st.subheader("The atlas of a block")
 atlas_section(engine, engine_key, index)

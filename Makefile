@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint install install-test clean
+REPLICAS ?= 2
+
+.PHONY: run class test lint install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,10 @@ install-test: $(VENV)/.installed-test
 
 run: install
 	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+# A class of hundreds: REPLICAS app processes behind nginx on PORT, Redis for the rooms (Debian: nginx redis-server).
+class: install
+	$(BIN)/python -m explorer class --replicas $(REPLICAS) --port $(PORT)
 
 lint: install-test
 	$(BIN)/ruff check .

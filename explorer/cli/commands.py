@@ -1,6 +1,7 @@
 """The explorer's command line, over the library the app uses. Installed as irv2-explorer; also python -m explorer.
 
   irv2-explorer app [--port N] [--address HOST]            serve the web app, as make run does
+  irv2-explorer class [--replicas N] [--port N]            N app processes behind nginx, Redis for rooms (make class)
   irv2-explorer counts [--variant V] [--format table|json|csv] [--repeats A B C]
   irv2-explorer claims [--format table|json]
   irv2-explorer summary [--variant V] [--depth N] [--repeats A B C]

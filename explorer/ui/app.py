@@ -25,7 +25,8 @@ PAGES = Path(__file__).resolve().parent / "pages"
 def navigation() -> None:
     """One session's run: the pages (absolute paths, so that any entry script can serve them).
 
-    Presenting (``?present=1``), the pages are listed along the top instead of in the hidden sidebar.
+    Presenting (``?present=1``), the pages are listed along the top instead of in the hidden sidebar, and a
+    class room can be started; ``?room=CODE`` follows one (explorer.ui.follow).
     """
     from explorer.ui.present import presenter_controls, presenting
 
@@ -35,24 +36,30 @@ def navigation() -> None:
         layout="wide",
         initial_sidebar_state="collapsed" if present else "auto",
     )
-    page = st.navigation(
-        [
-            st.Page(PAGES / "overview.py", title="Network", default=True),
-            st.Page(PAGES / "map.py", title="Network map", url_path="map"),
-            st.Page(PAGES / "counts.py", title="Layer counts", url_path="counts"),
-            st.Page(PAGES / "graph.py", title="Block graph", url_path="graph"),
-            st.Page(PAGES / "activations.py", title="Activations", url_path="activations"),
-            st.Page(PAGES / "channels.py", title="Channels", url_path="channels"),
-            st.Page(PAGES / "classes.py", title="Classes", url_path="classes"),
-            st.Page(PAGES / "compare.py", title="Compare variants", url_path="compare"),
-            st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
-            st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),
-            st.Page(PAGES / "transfer.py", title="New head", url_path="transfer"),
-        ],
-        position="top" if present else "sidebar",
-    )
+    pages = [
+        st.Page(PAGES / "overview.py", title="Network", default=True),
+        st.Page(PAGES / "map.py", title="Network map", url_path="map"),
+        st.Page(PAGES / "counts.py", title="Layer counts", url_path="counts"),
+        st.Page(PAGES / "graph.py", title="Block graph", url_path="graph"),
+        st.Page(PAGES / "activations.py", title="Activations", url_path="activations"),
+        st.Page(PAGES / "channels.py", title="Channels", url_path="channels"),
+        st.Page(PAGES / "classes.py", title="Classes", url_path="classes"),
+        st.Page(PAGES / "compare.py", title="Compare variants", url_path="compare"),
+        st.Page(PAGES / "experiment.py", title="Residual scaling", url_path="experiment"),
+        st.Page(PAGES / "tour.py", title="Guided tour", url_path="tour"),
+        st.Page(PAGES / "transfer.py", title="New head", url_path="transfer"),
+    ]
+    page = st.navigation(pages, position="top" if present else "sidebar")
     presenter_controls(present)
-    page.run()
+    from explorer.ui.follow import TEACHER, follow, publish, teacher_controls
+
+    follow(pages, page)
+    if present or TEACHER in st.session_state:
+        teacher_controls(page)
+    try:
+        page.run()
+    finally:  # a page that stops early (st.stop) is still the view a class follows
+        publish(page)
 
 
 def _warm_up() -> None:

@@ -1,12 +1,13 @@
 """A class of hundreds on one machine: N app processes behind nginx on one port, Redis for the rooms.
 
 Streamlit keeps a session in the process its websocket reached, and uploads and media are HTTP requests that
-must reach that same process (elsewhere: HTTP 400). nginx gives each browser a cookie on its first request and
-hashes it to a replica, so every later request of that browser goes to the same one; when that replica is down
-nginx passes the request to the next, and Streamlit's page reconnects there (its session starts again; a student
-following a room rejoins it from the address). The replicas share one cookie secret (so the XSRF token a page
-holds passes on any of them), the weights cache and the on-disk caches (they live in the user's folders), and
-Redis for the rooms. A replica that exits is started again; Ctrl-C stops them all.
+must reach that same process (elsewhere: HTTP 400). nginx answers a browser's first request from the replica with
+the fewest connections and sets a cookie naming the replica that answered; later requests go to that replica.
+When it is down, the group answers instead, Streamlit's page reconnects there (its session starts again; a
+student following a room rejoins it from the address) and the cookie moves with it, so its uploads follow.
+The replicas share one cookie secret (so the XSRF token a page holds passes on any of them), the weights cache
+and the on-disk caches (they live in the user's folders), and Redis for the rooms. A replica that exits is
+started again; Ctrl-C stops them all.
 
 Several machines: the same nginx block with the hosts' replicas in its upstream, and EXPLORER_ROOMS pointing
 every replica at one Redis (docs: "Several replicas").
@@ -43,28 +44,45 @@ http {{
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
     client_max_body_size 30m;
-    # A browser without the cookie gets one (a fresh random value); the cookie picks its replica from then on.
-    map $cookie_explorer_replica $explorer_replica {{ "" $request_id; default $cookie_explorer_replica; }}
+    # The cookie names the replica that answered this browser last; only the replicas' own addresses are
+    # honoured (anything else goes to the group: a cookie cannot send a request anywhere else).
+    map $cookie_explorer_replica $replica {{
+        default explorer;
+{known}
+    }}
+    # The replica that answered: the last address when nginx tried more than one ("a:1, b:2" or "a:1 : b:2").
+    map $upstream_addr $answered {{ "~(?<last>[^ ,:]+:[0-9]+)$" $last; default $upstream_addr; }}
     map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
     upstream explorer {{
-        hash $explorer_replica consistent;
+        least_conn;
 {servers}
     }}
     server {{
         listen {address}:{port};
         location / {{
+            proxy_pass http://$replica;
+            include {run}/proxy.conf;
+            # Its replica gone: the group answers (the page reconnects there) and the cookie follows the session.
+            error_page 502 504 = @group;
+        }}
+        location @group {{
             proxy_pass http://explorer;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_read_timeout 86400s;
-            proxy_next_upstream error timeout http_502 http_503;
-            proxy_connect_timeout 2s;
-            add_header Set-Cookie "explorer_replica=$explorer_replica; Path=/; HttpOnly; SameSite=Lax" always;
+            include {run}/proxy.conf;
         }}
     }}
 }}
+"""
+
+PROXY = """\
+proxy_http_version 1.1;
+proxy_set_header Upgrade $http_upgrade;
+proxy_set_header Connection $connection_upgrade;
+proxy_set_header Host $host;
+proxy_read_timeout 86400s;
+proxy_connect_timeout 2s;
+proxy_next_upstream error timeout http_502 http_503;
+add_header Set-Cookie "explorer_replica=$answered; Path=/; HttpOnly; SameSite=Lax" always;
+add_header X-Explorer-Replica $answered always;
 """
 
 
@@ -143,9 +161,11 @@ class Classroom:
             for i, p in enumerate(self.ports)
         ]
         servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in self.ports)
+        known = "\n".join(f'        "127.0.0.1:{p}" 127.0.0.1:{p};' for p in self.ports)
         user = "user root;\n" if os.geteuid() == 0 else ""  # as root its workers would be nobody, locked out of run/
-        conf = NGINX.format(user=user, run=self.run, servers=servers, address=address, port=port)
+        conf = NGINX.format(user=user, run=self.run, servers=servers, known=known, address=address, port=port)
         (self.run / "nginx.conf").write_text(conf)
+        (self.run / "proxy.conf").write_text(PROXY)
         nginx = [_program("nginx"), "-p", str(self.run), "-c", str(self.run / "nginx.conf"), "-g", "daemon off;"]
         self.nginx = Child("nginx", [*nginx, "-e", str(self.run / "nginx-error.log")], env, self.run / "nginx.log")
 
@@ -162,6 +182,9 @@ class Classroom:
             if time.monotonic() > deadline:
                 raise ServeError(f"the replicas did not answer within {timeout:.0f} s (logs in {self.run})")
             time.sleep(0.5)
+        for replica, port in zip(self.replicas, self.ports, strict=True):
+            self.say(f"{replica.name}: 127.0.0.1:{port}, pid {replica.process.pid if replica.process else '?'}")
+        self.say(f"Logs: {self.run}")
         self.say(f"The class is served at http://{self._shown_host()}:{self.port} by {len(self.replicas)} replicas")
 
     def watch(self, until: Callable[[], bool] = lambda: False) -> None:
@@ -174,6 +197,7 @@ class Classroom:
                         f"{child.name} exited ({child.process.returncode if child.process else '?'}): started again"
                     )
                     child.start()
+                    self.say(f"{child.name}: pid {child.process.pid if child.process else '?'}")
             time.sleep(0.5)
 
     def stop(self) -> None:

@@ -38,7 +38,7 @@ def _class(args: argparse.Namespace) -> int:
 
     from explorer.classroom.serve import Classroom
 
-    room = Classroom(args.replicas, args.port, args.address or "0.0.0.0")
+    room = Classroom(args.replicas, args.port, args.address or "0.0.0.0", lambda line: print(line, flush=True))
     stopping = threading.Event()
     for sign in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sign, lambda *_: stopping.set())

@@ -56,9 +56,10 @@ def navigation() -> None:
     follow(pages, page)
     if present or TEACHER in st.session_state:
         teacher_controls(page)
+    publish(page)  # the page the teacher opened reaches the class before it has drawn (a map takes seconds)
     try:
         page.run()
-    finally:  # a page that stops early (st.stop) is still the view a class follows
+    finally:  # and what the page wrote into the address; a page that stops early (st.stop) still counts
         publish(page)
 
 

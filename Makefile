@@ -7,7 +7,7 @@ PORT ?= 8501
 
 REPLICAS ?= 2
 
-.PHONY: run class test lint install install-test clean
+.PHONY: run class test lint docs install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ run: install
 # A class of hundreds: REPLICAS app processes behind nginx on PORT, Redis for the rooms (Debian: nginx redis-server).
 class: install
 	$(BIN)/python -m explorer class --replicas $(REPLICAS) --port $(PORT)
+
+# The documentation site into site/ (the same build runs in the suite: tests/test_docs.py).
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: install-test
 	$(BIN)/ruff check .

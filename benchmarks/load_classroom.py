@@ -1,6 +1,11 @@
-"""A classroom on one server: N browser sessions at once, each uploading its own image.
+"""A classroom: N browser sessions at once, following a teacher's room and each uploading its own image.
 
-    python -m benchmarks.load_classroom [--sessions 30] [--timeout 600]
+    python -m benchmarks.load_classroom [--sessions 30] [--replicas 1] [--room] [--timeout 600]
+
+With ``--room`` a teacher's session (presenter mode) opens a class room, every student opens its link, and the
+teacher moves twice (a page, then another): the time from the teacher's click to each student's page showing it
+is the step's latency (p50, p95, max over the students). ``--replicas R`` serves the class as
+``irv2-explorer class --replicas R`` does (nginx, Redis), else one ``streamlit run``.
 
 Starts `streamlit run app.py` on a loopback port, opens N pages in Debian's chromium (one browser,
 N contexts), uploads a different image in each at the same moment and waits for each page's
@@ -14,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,10 +55,51 @@ def peak_memory_mb(pid: int) -> float:
     return float("nan")
 
 
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[max(round(share * len(ordered)) - 1, 0)]
+
+
+def follow_steps(browser, pages: list, base: str, timeout: float) -> list[list[float]]:
+    """A teacher opens a room, every page follows it, the teacher moves twice: each student's latency per move."""
+    import re
+
+    from tests.ui.test_classroom_browser import nav, start_room
+
+    teacher = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    teacher.goto(f"{base}/?present=1")
+    for title in ("Layer counts", "Network map", "Network"):  # each page drawn once: its first time is not following
+        nav(teacher, title)
+    code = start_room(teacher, base)
+    for page in pages:  # opened at once, as a class scanning the code does
+        page.goto(f"{base}/?room={code}", wait_until="commit", timeout=timeout * 1000)
+    joined = time.monotonic()
+    for number, page in enumerate(pages):  # each on the teacher's page, drawn (its own first run is not measured)
+        page.get_by_text(re.compile(f"Following the teacher in room {code}")).wait_for(timeout=timeout * 1000)
+        page.get_by_text("Keras layers", exact=True).first.wait_for(timeout=timeout * 1000)
+        print(f"student {number + 1} following, {time.monotonic() - joined:.1f} s", file=sys.stderr, flush=True)
+    found = []
+    for title, path in (("Layer counts", "/counts"), ("Network map", "/map"), ("Layer counts", "/counts")):
+        start = time.monotonic()
+        teacher.locator("[data-testid='stTopNavLink']", has_text=title).first.click()  # the clock runs from here
+        arrived: dict[int, float] = {}
+        while len(arrived) < len(pages):
+            for number, page in enumerate(pages):
+                if number not in arrived and urlparse(page.url).path == path:
+                    arrived[number] = time.monotonic() - start
+            assert time.monotonic() - start < timeout, f"{len(pages) - len(arrived)} students never followed"
+            pages[0].wait_for_timeout(20)  # lets Playwright take in the pages' events (their new addresses)
+        found.append(list(arrived.values()))
+    for page in pages:
+        page.get_by_role("button", name="Stop following").click()
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--replicas", type=int, default=1, help="app processes behind nginx (1: one streamlit run)")
+    parser.add_argument("--room", action="store_true", help="students follow a teacher's room; time its steps")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -68,19 +116,34 @@ def main() -> None:
     reference_engine = Engine(model, info, device="cpu")
     expected = {p.name: [x.label for x in reference_engine.run(load_image(p).image).top5] for p in images}
 
-    port = free_port()
-    server = start_app(port, ARTIFACTS / "classroom-streamlit.log", {"EXPLORER_WEIGHTS": "random"})  # as the reference
+    os.environ["EXPLORER_WEIGHTS"] = "random"  # as the reference
+    port, classroom = free_port(), None
+    if args.replicas > 1:
+        from explorer.classroom.serve import Classroom
+
+        classroom = Classroom(args.replicas, port, "127.0.0.1")
+        classroom.start()
+        pids = [r.process.pid for r in classroom.replicas if r.process]
+    else:
+        server = start_app(port, ARTIFACTS / "classroom-streamlit.log", {})
+        pids = [server.pid]
+    base = f"http://127.0.0.1:{port}"
     results: dict[str, dict] = {}
+    steps: list[list[float]] = []
+    bad: list[str] = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             pages = []
-            for _ in images:  # open every session and its Activations page first
+            for _ in images:
                 page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.locator("[data-testid='stSidebarNav'] a", has_text="Activations").first.click()
-                page.get_by_text("Upload", exact=True).first.click()
+                page.on("response", lambda r: bad.append(r.url) if r.status >= 400 and r.status != 404 else None)
                 pages.append(page)
+            if args.room:
+                steps = follow_steps(browser, pages, base, args.timeout)
+            for page in pages:  # every session's Activations page first
+                page.goto(f"{base}/activations", timeout=args.timeout * 1000)
+                page.get_by_text("Upload", exact=True).first.click()
             for page in pages:
                 page.locator("[data-testid='stFileUploaderDropzoneInput']").first.wait_for(state="attached")
             start = time.monotonic()
@@ -97,10 +160,13 @@ def main() -> None:
                 results[path.name]["top5"] = labels
                 results[path.name]["errors"] = page.locator("[data-testid='stException']").count()
             browser.close()
-        memory = peak_memory_mb(server.pid)
+        memory = sum(peak_memory_mb(pid) for pid in pids)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if classroom is not None:
+            classroom.stop()
+        else:
+            server.terminate()
+            server.wait(timeout=30)
 
     times = sorted(r["maps"] - r["sent"] for r in results.values())
     correct = sum(results[name]["top5"] == labels for name, labels in expected.items())
@@ -110,9 +176,15 @@ def main() -> None:
         "correct results (top-5 equal to a single-session run)": correct,
         "exception boxes": errors,
         "time to maps p50 s": statistics.median(times),
-        "time to maps p95 s": times[max(round(0.95 * len(times)) - 1, 0)],
-        "server peak memory MB (VmHWM)": round(memory),
+        "time to maps p95 s": percentile(times, 0.95),
+        "server peak memory MB (VmHWM, all replicas)": round(memory),
+        "replicas": args.replicas,
+        "HTTP responses >= 400 (not counting 404s of page paths)": len(bad),
     }
+    for number, latencies in enumerate(steps, start=1):
+        ordered = sorted(latencies)
+        summary[f"step {number} reached every student, s (max)"] = ordered[-1]
+        summary[f"step {number} p50 / p95 s"] = f"{statistics.median(ordered):.2f} / {percentile(ordered, 0.95):.2f}"
     (ARTIFACTS / "classroom.json").write_text(json.dumps({"summary": summary, "sessions": results}, indent=2))
     for key, value in summary.items():
         print(f"{key:<56} {value:.2f}" if isinstance(value, float) else f"{key:<56} {value}")

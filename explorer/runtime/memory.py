@@ -8,7 +8,7 @@ just made stays, so a budget smaller than one result still shows that result.
 
 ``EXPLORER_MEMORY_BUDGET_MB`` sets the budget (default :data:`DEFAULT_BUDGET_MB`). A server's resident memory
 is then about what it holds after its first result, plus the budget, plus what Python and the allocators keep
-(README, Serving a class: a benchmark measures it).
+(docs/howto/serving.md: a benchmark measures it).
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def builder(engine: Engine) -> None:
         use_samples = source == "The samples"
         out, work = index_job(engine, uploads, use_samples)
         count = min(_count_images(uploads, use_samples), MAX_IMAGES)
-        # About a minute for the most a session may index on a 2-core CPU (README, The Channels view); seconds on
+        # About a minute for the most a session may index on a 2-core CPU (docs/guide/channels.md); seconds on
         # a GPU.
         seconds = 5 + count * (0.05 if engine.device.type == "cuda" else 0.3)
         done = job_button(

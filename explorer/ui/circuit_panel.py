@@ -110,7 +110,7 @@ def circuit_panel(
     if key in circuits:
         found, after = circuits.get(key, lambda: measure(engine, paths, block, channel, response, _silent))
     else:
-        # About 4 s for 16 images on a 2-core CPU, and the rest of the network run forward (README, Circuits).
+        # About 4 s for 16 images on a 2-core CPU, and the rest of the network run forward (docs/guide/circuits.md).
         seconds = 1.0 if engine.device.type == "cuda" else 3.0 + 0.6 * len(paths)
         done = job_button(
             ("circuit", *key),

@@ -115,9 +115,10 @@ def _paused_banner(code: str) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=0.5)
 def _watch(code: str) -> None:
-    """About once a second: the whole page again when the teacher moved."""
+    """Twice a second (a read of the room: microseconds in memory, a round trip to Redis): the whole page again
+    when the teacher moved. Streamlit holds the tick while this session's page is still running."""
     try:
         room = server_rooms().read(code)
     except Exception:  # the store is away for a moment: the next tick tries again

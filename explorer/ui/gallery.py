@@ -36,7 +36,7 @@ def visualise_button(engine: Engine, block: str, channels: list[int], label: str
     missing = [c for c in channels if c not in kept]
     if missing:
         settings, gallery = settings_for(engine), server_gallery()
-        # Measured (README, Feature visualisation): on an H200 about 25 s for up to 64 channels (launch-bound);
+        # Measured (docs/guide/feature-visualisation.md): on an H200 about 25 s for up to 64 channels (launch-bound);
         # on a 2-core CPU 10 s for one channel, 39 s for eight.
         seconds = 25.0 if engine.device.type == "cuda" else 5 + 4.5 * len(missing)
         source, identity, device = engine.source, engine.identity, engine.device

@@ -137,7 +137,7 @@ def build_index(
     seed: int = 0,
     progress: Callable[[IndexProgress], None] | None = None,
 ) -> dict:
-    """Index every image below ``folder`` into ``out`` (its manifest is returned). See the README's format.
+    """Index every image below ``folder`` into ``out`` (its manifest is returned); docs/guide/channels.md: the format.
 
     ``classes``: "folders" (each sub-folder a class) or a CSV file of path,label rows
     (:mod:`explorer.channels.index.labels`); every index records the network's top classes per image and the class
@@ -149,7 +149,7 @@ def build_index(
     image and channel in the forward: the same index, for the memory of a batch's maps (two batches at a time
     on a GPU; 35 MB an image in bf16, 69 in float32). None: on a CPU when a batch's maps fit in
     :data:`MAPS_BUDGET` (1.4 x quicker with bf16 kernels, 1.1 x with AVX2 float32 ones, 200 images at batch 16);
-    off on GPUs, where ``benchmarks/bench_index`` measured both ways at the same speed (the README's table) and
+    off on GPUs, where ``benchmarks/bench_index`` measured both ways at the same speed (docs/guide/channels.md) and
     finding positions in the forward needs no maps kept.
     """
     root, out, device = Path(folder).resolve(), Path(out), torch.device(device)

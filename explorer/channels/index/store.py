@@ -1,6 +1,6 @@
 """The index on disk: ``manifest.json`` and one ``BLOCK.npz`` per block, written whole or not at all.
 
-A format other tools can read (numpy's ``np.load`` and any JSON reader); the README describes every field.
+A format other tools can read (numpy's ``np.load`` and any JSON reader); docs/guide/channels.md describes every field.
 Reading memory-maps the arrays, so a server shares one copy of an index between all its sessions.
 """
 

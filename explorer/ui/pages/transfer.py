@@ -122,7 +122,7 @@ def training(classes: dict[str, list[tuple[str, bytes]]], names: list[str]) -> W
 
 request = tuple((label, tuple(image_digest(data) for _, data in images)) for label, images in chosen.items())
 total_images = sum(len(images) for images in chosen.values())
-# Measured on a 2-core CPU: about a second an image for the features (README, A new head); a GPU, a tenth of it.
+# Measured on a 2-core CPU: about a second an image for the features (docs/guide/teachers.md); a GPU, a tenth of it.
 per_image = 0.1 if engine.device.type == "cuda" else 1.0
 trained_now = job_button(
     ("new head", engine_key, tuple(names), request),

@@ -187,7 +187,8 @@ def test_through_nginx_two_replicas_share_a_room_and_survive_one_killed(browser,
 
         # Uploads and media through nginx reach the replica that holds the session: no HTTP 400.
         settle(student)
-        assert replica_of(student_context, base) != students  # the cookie moved with the session
+        # The session may be on the other replica or on the restarted one (the cookie names whichever answered):
+        # either way its upload must reach it.
         student.get_by_role("button", name="Stop following").click()
         student.get_by_text(f"You left room {code}'s view").wait_for()
         settle(student)

@@ -97,10 +97,11 @@ def atlas_vectors(index: ChannelIndex, block: str) -> tuple[np.ndarray, np.ndarr
     return found["vectors"], np.asarray(found["images"], dtype=np.int64)
 
 
-def image_labels(index: ChannelIndex) -> tuple[list[str | None], str]:
-    """Each image's class: its label where the index has labels, else the network's first class for it."""
+def image_labels(index: ChannelIndex, source: str | None = None) -> tuple[list[str | None], str]:
+    """Each image's class: its label (``source`` "labels", or None where the index has labels), else the network's
+    first class for it."""
     made = index.manifest
-    if made.get("classes"):
+    if source == "labels" or (source is None and made.get("classes")):
         return [entry.get("label") for entry in made["images"]], "labels"
     from explorer.channels.index.store import IMAGES_FILE
 

@@ -7,7 +7,7 @@ tensor a set, and :func:`run_tcav` runs :func:`explorer.concepts.tcav.tcav` on t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +15,10 @@ import torch
 from PIL import Image
 
 from explorer.channels.index.reader import ChannelIndex
-from explorer.channels.index.store import IMAGES_FILE, read_arrays
-from explorer.concepts.tcav import ConceptScore, random_sets, tcav
+from explorer.concepts.atlas import image_labels
+from explorer.concepts.tcav import ConceptScore, Progress, random_sets, tcav
 from explorer.runtime import Engine
 from explorer.runtime.images import ImageError, load_image
-
-Progress = Callable[[float, str], None]
 
 
 def read_images(paths: Sequence[Path], limit: int, seed: int) -> tuple[list[Image.Image], int]:
@@ -40,11 +38,7 @@ def read_images(paths: Sequence[Path], limit: int, seed: int) -> tuple[list[Imag
 def class_files(index: ChannelIndex, name: str, source: str) -> tuple[list[Path], list[Path]]:
     """The index's images of class ``name`` (by its labels, or by the network's first class for each image) and
     all its other images."""
-    if source == "labels":
-        classes = [entry.get("label") for entry in index.manifest["images"]]
-    else:
-        first = np.asarray(read_arrays(index.folder, IMAGES_FILE, ("top_classes",))["top_classes"])[:, 0]
-        classes = [index.manifest["head_classes"][int(c)] for c in first]
+    classes, _ = image_labels(index, source)
     paths = [index.root / p for p in index.images]
     mine = [p for p, c in zip(paths, classes, strict=True) if c == name]
     return mine, [p for p, c in zip(paths, classes, strict=True) if c != name]

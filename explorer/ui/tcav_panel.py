@@ -49,7 +49,7 @@ def tcav_section(
     engine: Engine, engine_key: EngineIdentity, index: ChannelIndex, source: str, class_name: str, blocks: list[str]
 ) -> None:
     st.markdown(
-        f"**Does the network use a concept for {shown(class_name)}?** TCAV (Kim et al. 2018) finds a concept's "
+        f"For **{shown(class_name)}**: TCAV (Kim et al. 2018) finds a concept's "
         "direction in a block's activations (a linear classifier between its images and random ones) and counts "
         "the class's images whose class score rises along it; against random directions, over "
         f"{MIN_RUNS} random sets, it says whether that share means anything."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
@@ -120,9 +121,10 @@ def step_controls(position: int, count: int, go_to: Callable[[int], None], names
         go_to(position + 1)
 
 
-def sized(figure: go.Figure, height: int | None = None) -> go.Figure:
-    """``figure`` as the page draws it: larger type and taller while presenting."""
-    if st.session_state.get("present", False):
+def sized(figure: go.Figure, height: int | None = None, *, present: bool | None = None) -> go.Figure:
+    """``figure`` as the page draws it: larger type and taller while presenting (this session's mode unless
+    ``present`` says)."""
+    if st.session_state.get("present", False) if present is None else present:
         figure.update_layout(font={"size": 20}, title_font={"size": 26})
         if height or figure.layout.height:
             figure.update_layout(height=int((height or figure.layout.height) * 1.4))
@@ -131,15 +133,34 @@ def sized(figure: go.Figure, height: int | None = None) -> go.Figure:
     return figure
 
 
-def chart(figure: go.Figure, *, height: int | None = None, where: DeltaGenerator | None = None, **options) -> Any:
-    """A plotly figure with its title above it as the page's own text, which wraps on a phone (a plotly title is
-    one line of SVG, clipped at 390 px), sized as :func:`sized` does."""
-    where = where or st.container()
-    title = figure.layout.title.text
+@dataclass(frozen=True)
+class Ready:
+    """A figure made ready to draw, its title taken out to go above it (:func:`ready`): what a cache shared by
+    every session holds (:func:`explorer.ui.caches.shared_figures`), so that no run changes it."""
+
+    title: str
+    figure: go.Figure
+
+
+def ready(figure: go.Figure, *, height: int | None = None, present: bool | None = None) -> Ready:
+    """``figure``, changed in place: its title taken out (a plotly title is one line of SVG, clipped at 390 px on
+    a phone) and sized as :func:`sized` does."""
+    title = figure.layout.title.text or ""
     if title:
-        # A plotly title's user text was escaped for HTML: undone, then escaped for markdown. Plain text, not bold:
-        # emphasis around a title that quotes user text would dress that text up as the app's own.
-        where.markdown(shown(html.unescape(title.replace("<br>", " ")), limit=300))
         top = figure.layout.margin.t
         figure.update_layout(title_text=None, margin={"t": 10 if top is None else min(top, 10)})
-    return where.plotly_chart(sized(figure, height), **options)  # the selection, with on_select
+    return Ready(title, sized(figure, height, present=present))
+
+
+def chart(
+    figure: go.Figure | Ready, *, height: int | None = None, where: DeltaGenerator | None = None, **options
+) -> Any:
+    """A plotly figure with its title above it as the page's own text, which wraps on a phone, sized as
+    :func:`sized` does; a :class:`Ready` one is drawn as it is."""
+    where = where or st.container()
+    drawn = figure if isinstance(figure, Ready) else ready(figure, height=height)
+    if drawn.title:
+        # A plotly title's user text was escaped for HTML: undone, then escaped for markdown. Plain text, not bold:
+        # emphasis around a title that quotes user text would dress that text up as the app's own.
+        where.markdown(shown(html.unescape(drawn.title.replace("<br>", " ")), limit=300))
+    return where.plotly_chart(drawn.figure, **options)  # the selection, with on_select

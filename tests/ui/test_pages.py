@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -81,6 +83,44 @@ def test_counts_page_follows_the_repeats_slider():
     counts = count_layers(make_config("released", repeats=(5, 20, 10)))
     assert page.dataframe[0].value["total"].tolist() == [c.total for c in counts.conventions]
     assert "Inception-ResNet-A x5" in page.dataframe[1].value["component"].tolist()
+
+
+def chart_specs(page: AppTest) -> list[dict]:
+    import json
+
+    return [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
+
+
+def unpacked(values: list | dict) -> np.ndarray:
+    """A plotly spec's array: plotly packs numeric ones as base64 with their dtype."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+def test_counts_charts_are_shared_and_no_session_changes_them():
+    """The bar charts are built once for every session (explorer.ui.caches.shared_figures): a presenter's larger
+    type is the presenter's own, and the bars say the chosen convention's count per component."""
+    from explorer.analysis.counting import count_layers
+
+    plain = AppTest.from_file(COUNTS_PAGE, default_timeout=300).run()
+    plain.selectbox(key="convention").select("Layers with weights (Keras 'Depth')").run()
+    presenting = AppTest.from_file(COUNTS_PAGE, default_timeout=300)
+    presenting.session_state["present"] = True
+    presenting.run().selectbox(key="convention").select("Layers with weights (Keras 'Depth')").run()
+    again = AppTest.from_file(COUNTS_PAGE, default_timeout=300).run()
+    again.selectbox(key="convention").select("Layers with weights (Keras 'Depth')").run()
+    assert not (plain.exception or presenting.exception or again.exception)
+    bars, kinds = chart_specs(plain)
+    assert chart_specs(again) == [bars, kinds]
+    assert chart_specs(presenting)[0]["layout"]["font"]["size"] == 20
+    assert "font" not in bars["layout"] or bars["layout"]["font"].get("size") != 20
+    counts = count_layers(make_config("released"))
+    chosen = next(c for c in counts.conventions if c.name == "Layers with weights (Keras 'Depth')")
+    assert sum(unpacked(trace["x"]).sum() for trace in bars["data"]) == chosen.total == 449
+    assert sum(unpacked(t["y"]).sum() for t in kinds["data"]) == sum(sum(c.kinds.values()) for c in counts.components)
+    titles = [m.value.replace("\\", "") for m in plain.markdown]  # escaped for markdown, as user text is
+    assert "Layers with weights (Keras 'Depth'): 449 in all" in titles
 
 
 GRAPH_PAGE = str(Path(__file__).resolve().parents[2] / "explorer" / "ui" / "pages" / "graph.py")

@@ -1,23 +1,26 @@
 """How many layers? Every convention, per component, with the published figures and claims checked."""
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from explorer.analysis.report import counts_table_rows, to_csv
 from explorer.analysis.summary import shape_text
-from explorer.analysis.tracing import KINDS
-from explorer.drawing.palette import COMPONENT_COLOURS
+from explorer.drawing.count_charts import convention_bars, kinds_bars
 from explorer.text.usertext import quoted
-from explorer.ui.caches import counts_of, published_checks
+from explorer.ui.caches import cached_counts, counts_of, published_checks, shared_figures
 from explorer.ui.downloads import download, download_json
 from explorer.ui.network import variant_sidebar
-from explorer.ui.present import chart
+from explorer.ui.present import Ready, chart, ready
+
+
+@shared_figures
+def count_figures(variant: str, repeats: tuple[int, int, int], convention: str, present: bool) -> tuple[Ready, Ready]:
+    counts = cached_counts(variant, repeats)
+    return ready(convention_bars(counts, convention), present=present), ready(kinds_bars(counts), present=present)
+
 
 config = variant_sidebar()
 counts = counts_of(config)
-titles = {c.key: c.title for c in counts.components}
-colours = {c.title: COMPONENT_COLOURS[c.key] for c in counts.components}
 
 st.title("How many layers?")
 st.markdown(
@@ -60,23 +63,8 @@ chosen_name = st.selectbox("Convention", names, key="convention", on_change=_pic
 chosen = counts.conventions[names.index(chosen_name)]
 st.markdown(f"**{chosen.name}**: {chosen.definition}")
 st.metric("Total", chosen.total)
-per_component = pd.DataFrame(
-    {"component": [titles[k] for k in chosen.per_component], "count": list(chosen.per_component.values())}
-)
-bars = px.bar(
-    per_component,
-    x="count",
-    y="component",
-    orientation="h",
-    color="component",
-    color_discrete_map=colours,
-    text="count",
-    title=f"{chosen.name}: {chosen.total} in all",
-)
-bars.update_layout(
-    showlegend=False, yaxis={"categoryorder": "array", "categoryarray": per_component["component"][::-1]}
-)
-chart(bars)
+figures = count_figures(counts.variant, counts.repeats, chosen.name, st.session_state.get("present", False))
+chart(figures[0])
 
 st.subheader("Layers by kind")
 table = pd.DataFrame(counts_table_rows(counts)).drop(columns=[c.name for c in counts.conventions])
@@ -88,23 +76,7 @@ st.dataframe(
         "MACs": st.column_config.NumberColumn(format="localized"),
     },
 )
-kinds = pd.DataFrame(
-    [
-        {"component": comp.title, "kind": KINDS[kind], "layers": n}
-        for comp in counts.components
-        for kind, n in comp.kinds.items()
-        if n
-    ]
-)
-stacked = px.bar(
-    kinds,
-    x="component",
-    y="layers",
-    color="kind",
-    title="What each component is made of",
-    category_orders={"component": [c.title for c in counts.components], "kind": list(KINDS.values())},
-)
-chart(stacked)
+chart(figures[1])
 
 reconciliations, claims = published_checks()
 

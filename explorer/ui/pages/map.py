@@ -5,11 +5,13 @@ import inspect
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+from plotly.graph_objects import Figure
 from torch import nn
 
 from explorer.analysis.conventions import RULES
 from explorer.analysis.counting import counts_within
 from explorer.analysis.summary import shape_text
+from explorer.drawing.graph import TracedNetwork
 from explorer.drawing.heatmaps import COLOUR_SCALE, colourise, overlay, png_bytes
 from explorer.drawing.netmap import (
     MapDrawing,
@@ -27,7 +29,7 @@ from explorer.nets import ConvBnRelu
 from explorer.runtime.images import ImageError, load_image, sample_paths
 from explorer.runtime.inside import PART_KINDS
 from explorer.text.usertext import quoted, shown
-from explorer.ui.caches import cached_inside, cached_trace, counts_of, summary_of, trace_of
+from explorer.ui.caches import cached_inside, cached_trace, counts_of, shared_figures, summary_of, trace_of
 from explorer.ui.channel_view import channels_view
 from explorer.ui.downloads import graph_downloads
 from explorer.ui.engines import engine_of
@@ -114,21 +116,29 @@ def drawn(variant: str, repeats: tuple[int, int, int], name: str) -> tuple[MapDr
     return layout(graph), graph.source
 
 
-def hover_text(name: str) -> str:
+def hover_text(traced: TracedNetwork, name: str) -> str:
     try:
-        module = model.get_submodule(name)
+        module = traced.model.get_submodule(name)
     except AttributeError:
         return name
     return f"{name} ({type(module).__name__})<br>{traced.params(name):,} parameters" if name else name
 
 
+@shared_figures
+def map_figure(variant: str, repeats: tuple[int, int, int], drawn_name: str, selected: str, present: bool) -> Figure:
+    """The drawing of ``drawn_name`` with ``selected`` outlined, shared by every session (never changed)."""
+    network = cached_trace(variant, repeats)
+    laid_out, _ = drawn(variant, repeats, drawn_name)
+    hover = {box.target: hover_text(network, box.target) for box in laid_out.boxes if box.target}
+    return sized(figure(laid_out, selected, hover), present=present)
+
+
 picture, detail = st.columns([3, 2], gap="large")
 with picture:
-    laid_out, dot_source = drawn(config.variant, repeats, node.drawn)
-    targets = [box.target for box in laid_out.boxes if box.target]
-    drawing_figure = sized(figure(laid_out, node.name, {t: hover_text(t) for t in targets}))
+    dot_source = drawn(config.variant, repeats, node.drawn)[1]
+    present = st.session_state.get("present", False)
     event = st.plotly_chart(
-        drawing_figure,
+        map_figure(config.variant, repeats, node.drawn, node.name, present),
         on_select="rerun",
         selection_mode="points",
         key=f"map-{config.variant}-{repeats}-{node.name}",

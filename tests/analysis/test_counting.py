@@ -21,6 +21,7 @@ from explorer.analysis.reconciliation import reconcile
 from explorer.analysis.report import to_csv
 from explorer.analysis.tracing import KINDS, trace_operations
 from explorer.nets import VARIANTS, build_model, make_config
+from tests.cli import explorer
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +202,7 @@ def test_claims_are_checked_per_variant(all_counts):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=300)
+    return explorer(*args)
 
 
 def test_cli_counts_json(released):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from explorer.analysis.summary import format_summary, shape_text, summarize
 from explorer.nets import VARIANTS, build_model, make_config
+from tests.cli import explorer
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -71,7 +71,7 @@ def test_format_lists_each_component_and_the_total():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=120)
+    return explorer(*args)
 
 
 def test_cli_summary_prints_components():

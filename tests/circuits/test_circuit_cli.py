@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,14 +16,13 @@ from explorer.nets import make_config
 from explorer.nets.weights import random_weights
 from explorer.runtime.images import SAMPLES_DIR, load_image
 from explorer.runtime.preprocessing import crop_for_network, preprocessing_for, to_tensor
+from tests.cli import explorer
 
 SMALL = ("--repeats", "1", "1", "1", "--weights", "random", "--device", "cpu")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "explorer", "circuit", *args], capture_output=True, text=True, timeout=300
-    )
+    return explorer("circuit", *args)
 
 
 @pytest.fixture(scope="module")

@@ -124,11 +124,7 @@ def test_too_few_images_or_random_sets_are_refused_in_one_line():
 
 
 def test_the_example_folders_and_bad_concept_folders_from_the_command_line(tmp_path):
-    import subprocess
-    import sys
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=300)
+    from tests.cli import explorer as run
 
     made = run("concept-examples", "--out", str(tmp_path / "ex"), "--count", "10")
     assert made.returncode == 0, made.stderr

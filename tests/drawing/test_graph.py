@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from explorer.analysis.summary import shape_text
 from explorer.cli import main
 from explorer.drawing.graph import block_graph, network_graph, render, trace_network
 from explorer.nets import VARIANTS, build_model, make_config
+from tests.cli import explorer
 
 EDGE = re.compile(r'^\s*(\S+) -> (\S+) \[label=(?:"([^"]*)"|(\w+))', re.MULTILINE)
 NODE = re.compile(r"^\s*(\w+) \[label=", re.MULTILINE)
@@ -115,7 +115,7 @@ def test_dot_renders_every_level_and_every_block(traced, variant):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "explorer", "graph", *args], capture_output=True, timeout=300)
+    return explorer("graph", *args, binary=True)
 
 
 @needs_dot

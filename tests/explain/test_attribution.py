@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -19,6 +18,7 @@ from explorer.nets import build_model
 from explorer.nets.weights import WeightsInfo
 from explorer.runtime import Engine
 from explorer.runtime.images import load_image
+from tests.cli import explorer
 from tests.conftest import SAMPLES
 from tests.prototype import set_prototype_head
 from tests.reference_gradcam import reference_grad_cam
@@ -64,7 +64,8 @@ def test_captums_grad_cam_equals_the_hand_written_one(engine, cat):
         np.testing.assert_allclose(ours.heatmap, theirs.heatmap, rtol=1e-4, atol=1e-5)
 
 
-def test_every_method_gives_a_map_that_follows_the_class(engine, cat):
+def test_every_method_gives_a_map_that_follows_the_class(short_engine, cat):
+    engine = short_engine  # every block type, the stem and the head: what each method goes through (116 s in full)
     in_place = [m.inplace for m in engine.source.modules() if isinstance(m, nn.ReLU)]
     for method in METHODS:
         top = Explainer(engine).explain(cat, method, settings=FAST)
@@ -142,7 +143,7 @@ def test_rank_correlation_is_spearmans():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, timeout=600)
+    return explorer(*args)
 
 
 def test_cli_explain_json_sanity_and_files(tmp_path):

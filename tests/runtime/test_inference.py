@@ -19,6 +19,7 @@ from explorer.nets import make_config
 from explorer.nets.weights import random_weights
 from explorer.runtime import Engine, crop_for_network, imagenet_labels, pick_device, to_tensor
 from explorer.runtime.images import load_image
+from tests.cli import explorer
 from tests.conftest import CPU_PRECISION
 
 SAMPLES = Path(__file__).resolve().parents[2] / "explorer" / "samples"
@@ -198,9 +199,7 @@ def test_device_choice():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "explorer", "infer", *args], capture_output=True, text=True, timeout=300
-    )
+    return explorer("infer", *args)
 
 
 def test_cli_json_and_png_maps(tmp_path):

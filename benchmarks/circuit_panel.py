@@ -28,7 +28,7 @@ LAST_LINE = "The classes it raises most"
 
 
 def opened(browser, url: str) -> float:
-    from tests.ui.test_browser import settle
+    from tests.ui.browsing import settle
 
     tab = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
     start = time.monotonic()
@@ -53,7 +53,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from explorer.runtime.images import SAMPLES_DIR
-    from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app
+    from tests.ui.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app
 
     ARTIFACTS.mkdir(exist_ok=True)
     index = Path(tempfile.mkdtemp(prefix="panel-index-")) / "samples"

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app  # noqa: E402
+from tests.ui.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, start_app  # noqa: E402
 
 
 def make_images(count: int, folder: Path) -> list[Path]:

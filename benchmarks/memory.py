@@ -31,7 +31,7 @@ SLACK_MB = 200
 
 def visit_pages(browser, port: int, blocks: str) -> None:
     """The pages that keep the most per network: the map with a block open inside, the tour, Activations."""
-    from tests.ui.test_browser import settle
+    from tests.ui.browsing import settle
 
     tab = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     pages = (f"map?node=repeat_1.0&image=cat&blocks={blocks}", f"tour?blocks={blocks}", f"activations?blocks={blocks}")
@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app
+    from tests.ui.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app
 
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "memory-streamlit.log"

@@ -68,7 +68,7 @@ def slide_blocks(browser, port: int, sessions: int, settings: int, server_pid: i
     its own. Returns the seconds per setting and the server's memory."""
     from playwright.sync_api import expect
 
-    from tests.ui.test_browser import settle
+    from tests.ui.browsing import settle
 
     tabs = []
     for index in range(sessions):
@@ -120,7 +120,7 @@ def main() -> None:
     from explorer.nets import make_config
     from explorer.nets.weights import random_weights
     from explorer.runtime import Engine
-    from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app
+    from tests.ui.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, settle, start_app
 
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "serving-streamlit.log"

@@ -16,7 +16,7 @@ import pytest
 
 from explorer.analysis.counting import count_layers
 from explorer.nets import make_config
-from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
+from tests.ui.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 
 pytestmark = pytest.mark.package
 PAGES = ["Network", "Network map", "Layer counts", "Block graph", "Activations", "Channels", "Classes",

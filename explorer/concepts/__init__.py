@@ -9,7 +9,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "classes": ("ClassTable",),
         "source": ("network_of",),
-        "tcav": ("ConceptScore", "random_sets", "tcav"),
+        "tcav": ("ConceptScore", "RandomSets", "random_sets", "tcav"),
         "examples": ("write_examples",),
     },
 )

@@ -59,7 +59,22 @@ class ConceptScore:
         }
 
 
-def random_sets(pool: Tensor, runs: int, size: int, seed: int) -> list[Tensor]:
+class RandomSets(Sequence[Tensor]):
+    """Random sets drawn from one pool of images: each set is its rows of the pool (``members``), so that
+    :func:`tcav` runs the pool through the network once however many sets share its images (the command line's
+    default pool is twice a set: ten runs would otherwise forward each image five times over)."""
+
+    def __init__(self, pool: Tensor, members: Sequence[Tensor]) -> None:
+        self.pool, self.members = pool, list(members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getitem__(self, number: int) -> Tensor:  # type: ignore[override]
+        return self.pool[self.members[number]]
+
+
+def random_sets(pool: Tensor, runs: int, size: int, seed: int) -> RandomSets:
     """``runs + 1`` sets of ``size`` images each, drawn without replacement within a set from ``pool``."""
     if len(pool) < 2 * size:
         raise ValueError(
@@ -67,7 +82,8 @@ def random_sets(pool: Tensor, runs: int, size: int, seed: int) -> list[Tensor]:
             f"give at least {2 * size} (or fewer images a set)"
         )
     generator = np.random.default_rng(seed)
-    return [pool[torch.from_numpy(generator.choice(len(pool), size, replace=False))] for _ in range(runs + 1)]
+    members = [torch.from_numpy(generator.choice(len(pool), size, replace=False)) for _ in range(runs + 1)]
+    return RandomSets(pool, members)
 
 
 Progress = Callable[[float, str], None]
@@ -90,18 +106,12 @@ def tcav(
     examples; every tensor normalised (N, 3, H, W) on the model's device. The same seed gives the same scores."""
     runs = _check(images, concepts, randoms)
     report = progress or (lambda share, message: None)
-    sets = [*randoms, *concepts.values()]  # set k has Captum's concept id k (random sets first)
-    starts = np.cumsum([0] + [len(s) for s in sets]).tolist()
-    pairs = [(c, r) for c in [*range(len(randoms), len(sets)), 0] for r in range(1, runs + 1)]
+    # set k has Captum's concept id k (random sets first); a pool's sets are sized by their rows, not copied
+    sizes = [len(m) for m in randoms.members] if isinstance(randoms, RandomSets) else [len(s) for s in randoms]
+    starts = np.cumsum([0, *sizes, *(len(s) for s in concepts.values())]).tolist()
+    pairs = [(c, r) for c in [*range(len(randoms), len(sizes) + len(concepts)), 0] for r in range(1, runs + 1)]
     model.eval()
-    activations: dict[str, list[Tensor]] = defaultdict(list)
-    with torch.no_grad():
-        for number, data in enumerate(sets):
-            report(0.7 * number / len(sets), f"activations of set {number + 1} of {len(sets)}")
-            for chunk in data.split(batch_size):
-                found = model.forward_intermediates(chunk)[1]
-                for block in blocks:
-                    activations[block].append(found[block].flatten(1).float())
+    activations = _activations(model, blocks, randoms, list(concepts.values()), batch_size, report)
     report(0.7, "the class's gradients")
     gradients: dict[str, list[Tensor]] = defaultdict(list)
     for chunk in images.split(batch_size):
@@ -126,6 +136,31 @@ def tcav(
             scores.append(_score(name, block, own, baseline, alpha, (separates, random_accuracy)))
     report(1.0, "done")
     return scores
+
+
+def _activations(
+    model: nn.Module,
+    blocks: Sequence[str],
+    randoms: Sequence[Tensor],
+    concepts: Sequence[Tensor],
+    batch_size: int,
+    report: Progress,
+) -> dict[str, list[Tensor]]:
+    """Every set's activations at each block, flattened, the random sets first, in order; :class:`RandomSets`'
+    pool is run once and each set takes its rows of it."""
+    pooled = isinstance(randoms, RandomSets)
+    inputs = [randoms.pool] if pooled else list(randoms)  # type: ignore[attr-defined]
+    inputs += concepts
+    outputs: list[dict[str, Tensor]] = []
+    with torch.no_grad():
+        for number, data in enumerate(inputs):
+            report(0.7 * number / len(inputs), f"activations of image set {number + 1} of {len(inputs)}")
+            found = [model.forward_intermediates(chunk)[1] for chunk in data.split(batch_size)]
+            outputs.append({block: torch.cat([f[block].flatten(1).float() for f in found]) for block in blocks})
+    if pooled:
+        pool = outputs.pop(0)
+        outputs[:0] = [{block: pool[block][members] for block in blocks} for members in randoms.members]
+    return {block: [output[block] for output in outputs] for block in blocks}
 
 
 def _pair_scores(

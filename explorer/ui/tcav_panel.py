@@ -39,9 +39,10 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
-def seconds_for(engine: Engine, per_set: int, concepts: int) -> float:
-    """Forwards of every set, the class's images thrice (a backward); per image: H100 5 ms, 2 CPU cores 0.13 s."""
-    images = per_set * (MIN_RUNS + 1 + concepts + 3)
+def seconds_for(engine: Engine, per_set: int, concepts: int, random_images: int) -> float:
+    """Forwards of the random sets' pool (once, whatever the runs) and each concept's set, the class's images
+    thrice (a backward); per image: H100 5 ms, 2 CPU cores 0.13 s."""
+    images = random_images + per_set * (concepts + 3)
     return 3 + images * (0.005 if engine.device.type == "cuda" else 0.13)
 
 
@@ -83,6 +84,7 @@ def tcav_section(
     own = {own_name or "your concept": [u.getvalue() for u in uploads]} if uploads else {}
     count = len(made_here) + len(own)
     pool = others if len(others) >= 2 * per_set else []  # else random images made here
+    random_images = min(len(pool), 4 * per_set) if pool else 2 * per_set
     created = index.manifest.get("created", "")
     digests = tuple(image_digest(d) for data in own.values() for d in data)
     key = (engine_key, str(index.folder), created, source, class_name, target, tuple(chosen), tuple(made_here))
@@ -108,7 +110,7 @@ def tcav_section(
             images, _ = read_images(mine, per_set, SEED)
             concepts = {name: made(name, per_set, SEED + k) for k, name in enumerate(made_here, start=1)}
             concepts |= {name: [load_image(d).image for d in data] for name, data in own.items()}
-            randoms = read_images(pool, 4 * per_set, SEED)[0] if pool else made("random", 2 * per_set, SEED)
+            randoms = read_images(pool, random_images, SEED)[0] if pool else made("random", random_images, SEED)
             return run_tcav(engine, chosen, target, images, concepts, randoms, MIN_RUNS, per_set, SEED, report)
 
         return results.get(key, compute)
@@ -120,7 +122,7 @@ def tcav_section(
             ("tcav", *key),
             f"TCAV of {plural(count, 'concept')} at {plural(len(chosen), 'block')}",
             work,
-            estimate_s=seconds_for(engine, per_set, count),
+            estimate_s=seconds_for(engine, per_set, count, random_images),
             button="Test the concepts",
             widget_key="tcav_run",
             failed="TCAV could not be run",

@@ -396,3 +396,23 @@ def test_building_is_seeded_and_leaves_the_global_rng_alone():
     b = build_model("paper-v1", seed=3)
     assert torch.equal(before, after)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("variant", ["released", "inception-v4"])
+def test_every_value_of_a_built_network_is_set_by_its_initialisation(variant):
+    """Built without values and given them once (explorer.nets.networks): only the layers _init_weights sets hold
+    values, the batch norms as a fresh one's, the convolutions He-normal, nothing left as the memory was."""
+    model = build_model(variant, seed=2)
+    fresh = nn.BatchNorm2d(1)
+    for name, module in model.named_modules():
+        held = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+        if not held:
+            continue
+        assert isinstance(module, nn.Conv2d | nn.BatchNorm2d | nn.Linear), name
+        assert all(torch.isfinite(t).all() for t in held), name
+        if isinstance(module, nn.BatchNorm2d):
+            for key, value in fresh.state_dict().items():
+                assert torch.equal(module.state_dict()[key], value.expand_as(module.state_dict()[key])), (name, key)
+        elif isinstance(module, nn.Conv2d) and module.weight.numel() >= 10_000:
+            he = (2 / module.weight[0].numel()) ** 0.5
+            assert abs(float(module.weight.std()) / he - 1) < 0.1, name

@@ -23,7 +23,7 @@ from explorer.nets import build_model
 from explorer.nets.hub import HUB_FILENAME, HUB_REPOS, download_hub_weights
 from explorer.runtime.default_weights import DefaultWeights
 from tests.hub_server import HubServer
-from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app
+from tests.ui.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app
 
 CLOSED = "http://127.0.0.1:9"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import urllib.request
 
-from tests.ui.test_browser import ARTIFACTS, free_port, start_app
+from tests.ui.browsing import ARTIFACTS, free_port, start_app
 
 
 def test_the_server_loads_the_default_model_before_the_first_visitor(tmp_path):

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.test_browser import ARTIFACTS, CHROMIUM, ROOT, free_port, settle, start_app
-from tests.ui.test_browser import browser as browser
+from tests.ui.browsing import ARTIFACTS, CHROMIUM, ROOT, free_port, settle, start_app
 
 pytestmark = [
     pytest.mark.browser,

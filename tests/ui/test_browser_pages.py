@@ -1,0 +1,256 @@
+"""The app's pages in a real browser (fixtures: tests/ui/conftest.py): every page, the counts and their
+downloads, the block graph, the opening page's answers, a projector's and a phone's window, presenter mode."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.ui.browsing import (
+    ARTIFACTS,
+    CHROMIUM,
+    HEADINGS,
+    choose,
+    download,
+    expect_metric,
+    go,
+    metric,
+    press_until,
+    query,
+    settle,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed (apt-get install chromium): browser tests skipped",
+    ),
+]
+
+
+def test_every_page_renders(page):
+    for title in (
+        "Network",
+        "Network map",
+        "Layer counts",
+        "Block graph",
+        "Activations",
+        "Channels",
+        "Classes",
+        "Compare variants",
+        "Residual scaling",
+        "Guided tour",
+        "New head",
+    ):
+        go(page, title)
+        page.screenshot(path=str(ARTIFACTS / f"page-{title.lower().replace(' ', '-')}.png"), full_page=True)
+    assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()
+
+
+def a_blocks(url: str) -> int:
+    return int(query(url).get("blocks", ["10"])[0].split(",")[0])
+
+
+def test_variant_and_repeats_change_the_counts(page):
+    go(page, "Layer counts")
+    assert metric(page, "Total") == "176"  # the released network's longest conv/FC path
+    choose(page, "Variant", "paper-v2")
+    expect_metric(page, "Total", "96")
+    choose(page, "Variant", "released")
+    page.get_by_text("Blocks of each type").click()
+    slider = page.locator("[data-testid='stSlider']").filter(has_text="Inception-ResNet-A").locator("input").first
+    # Ten A blocks down to five, one key press (and one rerun) at a time. A press held back by a loaded machine
+    # can land beside its repeat (two steps): each press waits for fewer blocks than the slider showed before it.
+    while (shown := int(slider.input_value())) > 5:
+        press_until(page, slider, "ArrowLeft", lambda url, n=shown: a_blocks(url) < n)
+    assert slider.input_value() == "5" and query(page.url).get("blocks") == ["5,20,10"]
+    expect_metric(page, "Total", str(176 - 5 * 4))
+    rows = list(csv.DictReader(io.StringIO(download(page, "Download CSV", holding="Inception-ResNet-A x5").decode())))
+    assert rows[2]["component"] == "Inception-ResNet-A x5" and rows[-1]["component"] == "Whole network"
+    assert int(rows[-1]["convolutions"]) == 244 - 5 * 7
+    document = json.loads(download(page, "Download JSON"))
+    assert document["repeats"] == {"A": 5, "B": 20, "C": 10}
+    assert {c["name"]: c["total"] for c in document["conventions"]}["Convolutions"] == 244 - 5 * 7
+
+
+def test_graph_drills_into_a_block_and_downloads_svg(page):
+    go(page, "Block graph")
+    chart = page.locator("[data-testid='stGraphVizChart'] svg").first
+    chart.wait_for()
+    assert "Block35 x 10" in chart.text_content()
+    page.get_by_text("One block", exact=True).click()
+    settle(page)
+    choose(page, "Block", "mixed_7a")
+    chart = page.locator("[data-testid='stGraphVizChart'] svg").first
+    expect(chart).to_contain_text("3x3 conv, 320, stride 2, valid", timeout=120_000)
+    settle(page)
+    svg = download(page, "Download SVG", holding="mixed_7a").decode()
+    assert svg.lstrip().startswith("<?xml") and "mixed_7a" in svg and "</svg>" in svg
+
+
+LEGEND_IN_SIGHT = """() => {
+  const chart = [...document.querySelectorAll('.js-plotly-plot')].find(
+    p => [...p.querySelectorAll('.legend .legendtext')].some(t => t.textContent.startsWith('Head (pool')));
+  // What shows of the legend: its background box (a longer legend scrolls inside it, the rest out of sight).
+  const shown = chart.querySelector('.legend rect.bg').getBoundingClientRect();
+  const frame = chart.querySelector('svg.main-svg').getBoundingClientRect();
+  return [...chart.querySelectorAll('.legend .legendtext')].map(t => {
+    const box = t.getBoundingClientRect();
+    const inside = box.top >= shown.top - 1 && box.bottom <= shown.bottom + 1 && box.bottom <= frame.bottom;
+    return [t.textContent, inside && box.right <= frame.right];
+  });
+}"""
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_the_parameter_chart_legend_names_every_component_in_sight(browser, server, width):
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    tab = context.new_page()
+    tab.goto(server)
+    settle(tab)
+    tab.get_by_text("Where the parameters").first.wait_for()  # the chart's title, above it
+    tab.locator(".js-plotly-plot .legend").first.wait_for()
+    entries = tab.evaluate(LEGEND_IN_SIGHT)
+    components = tab.locator("[data-testid='stDataFrame']").first  # the Components table above it
+    assert components.count() == 1
+    names = [name for name, _ in entries]
+    assert len(names) == 9 and "Head (pool, dropout, FC)" in names and "Inception-ResNet-C x10" in names
+    assert all(visible for _, visible in entries), entries
+    tab.screenshot(path=str(ARTIFACTS / f"overview-legend-{width}.png"), full_page=True)
+    context.close()
+
+
+def test_map_unknown_node_gets_a_message_and_the_overview(page, server):
+    page.goto(f"{server}/map?node=repeat_99.0")
+    settle(page)
+    page.get_by_text("unknown node “repeat_99.0”").first.wait_for()
+    page.get_by_text("Here is the whole network instead").first.wait_for()
+    # The drawing by its own element: the first plot in the page's order may be an activation map, the
+    # drawing (a large figure) being laid out after it.
+    drawing = page.locator("[class*='st-key-map-released'] .js-plotly-plot")
+    drawing.locator("text", has_text="Stem").first.wait_for(timeout=60_000)
+
+
+# ------------------------------------------------------------------------------ a projector and a phone
+SIZES = {"projector": (1280, 720), "phone": (390, 844)}
+ADDRESSES = {
+    "Network": "",
+    "Network map": "map",
+    "Layer counts": "counts",
+    "Block graph": "graph",
+    "Activations": "activations",
+    "Channels": "channels?block=repeat.3&channel=7",
+    "Classes": "classes?block=mixed_6a&class=thing",
+    "Compare variants": "compare",
+    "Residual scaling": "experiment",
+    "Guided tour": "tour",
+    "New head": "transfer",
+}
+
+# What sticks out on the right of the window: the document or the main area wider than the window, or an
+# element whose right edge is past the window's without a scrolling box of its own around it (a table or a
+# code block scrolls inside itself: that is its design, not a cut-off page).
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const main = document.querySelector('[data-testid="stMain"]');
+  const found = [];
+  const whole = document.documentElement.scrollWidth;
+  if (whole > width + 1) found.push('document ' + whole);
+  if (main && main.scrollWidth > main.clientWidth + 1) found.push('main ' + main.scrollWidth);
+  const clipped = (el) => {
+    for (let p = el.parentElement; p && p !== main; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o !== 'visible') return true;
+    }
+    return false;
+  };
+  for (const title of document.querySelectorAll('.js-plotly-plot .gtitle')) {  // a chart's title is one SVG line
+    const plot = title.closest('.js-plotly-plot').getBoundingClientRect();
+    const r = title.getBoundingClientRect();
+    if (r.width > 0 && (r.right > plot.right + 1 || r.left < plot.left - 1)) found.push('title ' + title.textContent);
+  }
+  for (const el of document.querySelectorAll('[data-testid="stMainBlockContainer"] *')) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0 && r.right > width + 1 && !clipped(el)) {
+      found.push((el.getAttribute('data-testid') || el.tagName) + ' right ' + Math.round(r.right));
+      if (found.length > 8) break;
+    }
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_page_fits_a_projector_and_a_phone(browser, server, size):
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=size == "phone")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        for title, address in ADDRESSES.items():
+            tab.goto(f"{server}/{address}")
+            tab.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for(timeout=180_000)
+            settle(tab)
+            tab.screenshot(path=str(ARTIFACTS / f"{size}-{address or 'network'}.png"), full_page=True)
+            assert tab.evaluate("window.innerWidth") == width
+            sticking_out = tab.evaluate(OVERFLOW)
+            assert not sticking_out, f"{title} at {width}x{height}: {sticking_out}"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_the_opening_page_answers_and_links_to_the_row(page, server):
+    quoted = {"deep": "176", "convolutions": "244", "layers with weights": "449", "Keras layers": "782"}
+    assert {label: metric(page, label) for label in quoted} == quoted
+    page.get_by_text("And 164?").first.wait_for()
+    # the card's own link, found by where it goes: by position, a click landed on the next card's link once, the
+    # cards still being laid out
+    page.get_by_role("link", name="How it is counted").and_(page.locator("[href*='weighted_layers']")).first.click()
+    page.wait_for_url(lambda url: "/counts?convention=weighted_layers" in url, timeout=60_000)
+    page.get_by_role("heading", name="How many layers?").first.wait_for(timeout=180_000)
+    settle(page)
+    assert metric(page, "Total") == "449"
+
+
+def test_presenter_mode_by_link_shows_the_tour_step_on_a_phone_and_a_projector(browser, server):
+    for size in SIZES:
+        width, height = SIZES[size]
+        context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=size == "phone")
+        tab = context.new_page()
+        try:
+            tab.goto(f"{server}/tour?present=1&step=4")
+            tab.get_by_role("heading", name="A guided tour").first.wait_for(timeout=180_000)
+            expect(tab.get_by_role("heading", name="Inception-ResNet-B x20")).to_have_count(1, timeout=120_000)
+            opener = tab.locator("[data-testid='stExpandSidebarButton']")
+            if size == "projector":  # the presenter's style in place: no sidebar, no button to open it
+                expect(tab.locator("[data-testid='stSidebar']")).to_be_hidden(timeout=60_000)
+                expect(opener).to_be_hidden(timeout=60_000)
+            settle(tab)
+            assert tab.locator("[data-testid='stAppDeployButton']").count() == 0  # viewer toolbar: no Deploy
+            tab.screenshot(path=str(ARTIFACTS / f"present-tour-{size}.png"), full_page=False)
+            assert not tab.evaluate(OVERFLOW)
+            if size != "projector":
+                # folded away, with the page list inside it (Streamlit's place for it on a narrow screen)
+                opener.click()
+                tab.locator("[data-testid='stSidebarNav'] a", has_text="Network map").first.wait_for(timeout=10_000)
+            # one arrow on each button: its key's (not an icon's as well, "Next: Reduction-B → →")
+            for button, arrow, icon in (("Next", "→", "arrow_forward"), ("Previous", "←", "arrow_back")):
+                said = tab.locator("[data-testid='stButton'] button", has_text=f"{button}:").first.inner_text()
+                assert said.count(arrow) + said.count(icon) == 1, (size, said)
+            if size == "projector":
+                # type enlarged for the room; the arrow key moves on, and the address follows
+                assert tab.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)") > 20
+                tab.keyboard.press("ArrowRight")
+                tab.wait_for_url(lambda url: "step=5" in url, timeout=60_000)
+                expect(tab.get_by_role("heading", name="Reduction-B")).to_have_count(1, timeout=120_000)
+                settle(tab)
+                assert "present=1" in tab.url
+        finally:
+            context.close()

@@ -100,6 +100,29 @@ def test_our_tcav_equals_captums_tcav_given_the_same_cavs():
     assert {f.concept: f.accuracy for f in ours if f.block == "pooled"}["stripes"] > 0.9
 
 
+class CountingStripeNetwork(StripeNetwork):
+    """The stripe network, counting the images it is shown."""
+
+    seen = 0
+
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self.seen += len(x)
+        return super().forward_intermediates(x)
+
+
+def test_the_random_sets_pool_goes_through_the_network_once():
+    """Ten runs of 20 drawn from a pool of 40: the network sees the pool once, each concept's set and the class's
+    images, not each random set; the scores are those of the same sets given one by one."""
+    pool, images, concepts = noise(40, 1), stripes(12, 2), {"stripes": stripes(20, 3)}
+    drawn = random_sets(pool, runs=10, size=20, seed=4)
+    counting = CountingStripeNetwork()
+    pooled = tcav(counting, ["features", "pooled"], 0, images, concepts, drawn, batch_size=16)
+    assert counting.seen == 40 + 20 + 12
+    one_by_one = tcav(StripeNetwork(), ["features", "pooled"], 0, images, concepts, list(drawn), batch_size=16)
+    for mine, theirs in zip(pooled, one_by_one, strict=True):
+        assert mine.scores == pytest.approx(theirs.scores, abs=1e-6) and mine.accuracy == pytest.approx(theirs.accuracy)
+
+
 def test_the_cav_fit_is_scikit_learns_logistic_regression():
     """Fitted from the Gram matrix alone, the weights Xᵀa and the intercept equal sklearn's (lbfgs, C = 1 / (n λ),
     the same objective in the primal) on data of more dimensions than rows, as a block's activations are."""

@@ -400,8 +400,8 @@ def test_building_is_seeded_and_leaves_the_global_rng_alone():
 
 @pytest.mark.parametrize("variant", ["released", "inception-v4"])
 def test_every_value_of_a_built_network_is_set_by_its_initialisation(variant):
-    """Built without values and given them once (explorer.nets.networks): only the layers _init_weights sets hold
-    values, the batch norms as a fresh one's, the convolutions He-normal, nothing left as the memory was."""
+    """Only the layers _init_weights sets hold values (explorer.nets.networks), the batch norms as a fresh one's,
+    the convolutions He-normal, every value finite."""
     model = build_model(variant, seed=2)
     fresh = nn.BatchNorm2d(1)
     for name, module in model.named_modules():

@@ -39,14 +39,12 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# A test file at a time in each of pytest-xdist's workers, the longest files first (tests/conftest.py), one worker
-# more than the cores (at most 5): a third of the suite waits on app servers, browsers and child processes, and a
-# worker running a browser test is mostly waiting on its app (two such took 116% of 2 cores). The real-browser tests
-# run beside the rest: each waits on what it asserts, a click or key press on what it changes, not on a quiet machine.
-WORKERS ?= $(shell $(PYTHON) -c "import os; print(min((os.cpu_count() or 1) + 1, 5))")
-
+# A test file at a time in each of pytest-xdist's workers (one a core, at most 4; the suite waits on servers and
+# child processes much of its time), then the real-browser tests, a file (and its app server) in each of two workers:
+# they wait on their apps much of their time (116% of 2 cores), and their clicks and key presses wait on what they change.
 test: install-test lint
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -m "not browser" -n auto --maxprocesses=4 --dist loadfile
+	$(BIN)/python -m pytest -m browser -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV)

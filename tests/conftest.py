@@ -31,34 +31,14 @@ from explorer.runtime.images import SAMPLES_DIR
 SAMPLES = SAMPLES_DIR
 
 
-#: The longest files, longest first, as pytest-xdist's workers should take them (make test: --dist loadfile
-#: --no-loadscope-reorder, a worker's next file as it finishes one) so that none of them is left to run alone at the
-#: end: the two that spend minutes in the C++ compiler (AOTInductor packages, torch.compile in child processes),
-#: then by the CPU time each took in one run of the whole suite (2026-12-06, three workers on this 2-core machine,
-#: 150 to 70 s; the browser files' include their app's). The rest follow in the order they are collected.
-LONGEST_FIRST = (
-    "tests/runtime/test_ahead.py",
-    "tests/runtime/test_upgrade.py",
-    "tests/ui/test_browser_channels.py",
-    "tests/test_docs.py",
-    "tests/explain/test_attribution.py",
-    "tests/ui/test_pages.py",
-    "tests/ui/test_browser_images.py",
-    "tests/channels/test_processes.py",
-    "tests/nets/test_export.py",
-    "tests/ui/test_browser_pages.py",
-    "tests/ui/test_trust.py",
-    "tests/ui/test_tcav_panel.py",
-    "tests/nets/test_weights.py",
-    "tests/nets/test_keras.py",
-    "tests/channels/test_visualise.py",
-    "tests/ui/test_classroom_browser.py",
-)
+#: Files that spend minutes in the C++ compiler (AOTInductor packages, torch.compile in child processes): run
+#: first, each in a worker of its own beside the quick ones, so that they never make the suite's last minutes alone.
+COMPILING_FIRST = ("tests/runtime/test_ahead.py", "tests/runtime/test_upgrade.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # pytest-xdist's loadfile, told not to reorder, hands out files in the order their tests were collected.
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    # pytest-xdist's loadfile hands out files in the order their tests were collected.
+    rank = {name: i for i, name in enumerate(COMPILING_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
 
 

@@ -36,6 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: A browser test file's marks: ``pytestmark = BROWSER_TESTS``.
+BROWSER_TESTS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed (apt-get install chromium): browser tests skipped",
+    ),
+]
+
 #: Each app's log by its port, for a test's failure message.
 LOGS: dict[int, Path] = {}
 

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.ui.browsing import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     query,
     settle,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (apt-get install chromium): browser tests skipped",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 def test_a_blocks_channels_show_the_indexs_examples_and_a_channel_link_opens_one(page, server):

@@ -9,12 +9,11 @@ import json
 import re
 from urllib.parse import urlparse
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.ui.browsing import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     HEADINGS,
     ROOT,
     choose,
@@ -24,13 +23,7 @@ from tests.ui.browsing import (
     settle,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (apt-get install chromium): browser tests skipped",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 def test_upload_an_image_and_get_top5_and_maps(page, tmp_path):

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.ui.browsing import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_TESTS,
     HEADINGS,
     choose,
     download,
@@ -24,13 +24,7 @@ from tests.ui.browsing import (
     settle,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (apt-get install chromium): browser tests skipped",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 def test_every_page_renders(page):

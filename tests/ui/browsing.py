@@ -29,6 +29,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+# An assertion on a page waits for what it asserts: a rerun that draws 24 channels may take seconds longer than
+# Playwright's 5 s default when the suite's other workers share the cores, as they do on a 2-core CI machine.
+expect.set_options(timeout=90_000)
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -55,6 +55,7 @@ def browser():
 @pytest.fixture
 def page(browser, server, request):
     context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1100})
+    context.set_default_timeout(90_000)  # waits and clicks wait for their element, on cores the suite shares
     tab = context.new_page()
     problems: list[str] = []
     missing: list[str] = []

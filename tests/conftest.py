@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     if ahead_build._build is not None:
         ahead_build._build.remove()
+    for name in ("HF_HUB_CACHE", "EXPLORER_COMPILE_CACHE"):  # each pytest process made its own, above: not left
+        shutil.rmtree(os.environ[name], ignore_errors=True)
 
 
 #: What the CPU engine runs in by default here: bf16 where the CPU has it natively (and EXPLORER_PRECISION does

@@ -69,6 +69,9 @@ def compiled_rows(
     """Compile the pipeline for ``request`` as the server does (``steps``: torch.compile'd by default): captured on
     a GPU, run once on a CPU; the compiling happens here, on their first calls. The pipeline, a function of a batch."""
     steps, size = steps or PipelineSteps.compiled(model), request.input_size
+    x = torch.zeros(request.batch_size, 3, size, size, dtype=request.dtype, device=next(model.parameters()).device)
+    with torch.inference_mode():  # an input the network cannot take fails now, in the network's own words,
+        pipeline(model, x.contiguous(memory_format=torch.channels_last), request.top_k)  # not after minutes compiling
     if request.device.startswith("cuda"):
         from explorer.runtime.capture import CapturedPipeline
 

@@ -106,6 +106,8 @@ def test_when_every_way_fails_each_says_why_in_a_line_and_plain_kernels_serve(tm
     assert first.way == "plain" and first.made is None and not first.built
     assert [line.split(" failed: ")[0] for line in first.failures] == list(WAYS.values())
     assert all(len(line.splitlines()) == 1 and line.split(" failed: ")[1] for line in first.failures)
+    # Each in the network's own words, found by an eager run before anything compiles, not the compiler's.
+    assert all("Kernel size can't be greater than actual input size" in line for line in first.failures), first.failures
     assert first.notes == (*first.failures, "running uncompiled kernels")
     assert log == list(first.failures)  # the console says the same, a line a way
     worked, failed = Memory(request, tmp_path).read()

@@ -166,6 +166,11 @@ def test_why_did_it_say_that_shows_each_method(page):
     chart = title.first.locator("xpath=following::div[contains(@class, 'js-plotly-plot')][1]")
     assert title.count() == 1 and "grad-cam" in chart.text_content() and "saliency" not in chart.text_content()
     # Faithfulness of the map shown: its row in the ranking, and both curves in the chart under their title.
+    steps = page.get_by_role("slider", name="Steps of the curves")
+    steps.focus()
+    page.keyboard.press("Home")  # the fewest steps (10): the curves' point, not their resolution, is checked here
+    expect(steps).to_have_value("10")
+    settle(page)
     page.get_by_role("button", name="Measure faithfulness").click()
     curves = page.get_by_text("The class's probability as pixels go")
     curves.first.wait_for(timeout=300_000)

@@ -22,7 +22,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed: browser tests skipped"),
 ]
-FOLLOWED_WITHIN_MS = 20_000  # a move reaches a follower in about a second; CI's 2 cores run two browsers here
+#: A move reaches a follower in about a second on an idle machine; with the other worker's server and browser on
+#: the same 2 cores, one took over 20 s (an AMD EPYC, 2026-12-07): the wait is for the move, not a promised time.
+FOLLOWED_WITHIN_MS = 90_000
 
 
 def start_room(teacher, base: str) -> str:

@@ -32,17 +32,6 @@ from explorer.runtime.images import SAMPLES_DIR
 SAMPLES = SAMPLES_DIR
 
 
-#: Files that spend minutes in the C++ compiler (AOTInductor packages, torch.compile in child processes): run
-#: first, each in a worker of its own beside the quick ones, so that they never make the suite's last minutes alone.
-COMPILING_FIRST = ("tests/runtime/test_ahead.py", "tests/runtime/test_upgrade.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # pytest-xdist's loadfile hands out files in the order their tests were collected.
-    rank = {name: i for i, name in enumerate(COMPILING_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from tests import ahead_build
 

@@ -16,12 +16,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.browsing import ARTIFACTS, CHROMIUM, ROOT, free_port, settle, start_app
+from tests.ui.browsing import ARTIFACTS, BROWSER_TESTS, ROOT, free_port, settle, start_app
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed: browser tests skipped"),
-]
+pytestmark = BROWSER_TESTS
 #: A move reaches a follower in about a second on an idle machine; with the other worker's server and browser on
 #: the same 2 cores, one took over 20 s (an AMD EPYC, 2026-12-07): the wait is for the move, not a promised time.
 FOLLOWED_WITHIN_MS = 90_000

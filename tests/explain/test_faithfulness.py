@@ -133,6 +133,35 @@ def test_a_map_on_the_region_that_decides_beats_a_random_map_on_every_metric():
     assert right_scores.value("deletion") == pytest.approx(area(curve))
 
 
+def test_infidelity_of_several_maps_is_captums_of_each_and_runs_the_perturbed_images_once():
+    from captum.metrics import infidelity
+
+    network = RegionNetwork()
+    x = torch.randn((1, 3, 40, 40), generator=torch.Generator().manual_seed(3))
+    maps = {f"map {i}": np.random.default_rng(i).random((40, 40), dtype=np.float32) for i in range(3)}
+    seen = []
+
+    def score(batch):
+        seen.append(len(batch))
+        with torch.no_grad():
+            return network(batch).softmax(1)
+
+    settings = MetricSettings(infidelity_samples=16, seed=5)
+    found = score_maps(score, x, maps, 0, ["infidelity"], settings, HALF, HALF)
+    assert sum(seen) == 1 + 16  # the image and its 16 perturbations, for the three maps together
+    for result, heatmap in zip(found, maps.values(), strict=True):
+        generator = torch.Generator().manual_seed(5)  # captum's own run of each map, the seed the settings give
+
+        def perturb(inputs, generator=generator):
+            noise = settings.infidelity_noise * torch.randn(inputs.shape, generator=generator)
+            return noise, inputs - noise
+
+        alone = infidelity(score, perturb, x, torch.from_numpy(heatmap).expand_as(x[0])[None].contiguous(), target=0,
+                           n_perturb_samples=16, max_examples_per_batch=16, normalize=True)  # fmt: skip
+        assert result.value("infidelity") == pytest.approx(float(alone[0]), rel=1e-6)
+        assert result.value("infidelity") != found[0].value("infidelity") or result is found[0]
+
+
 def test_noisy_linear_imputation_leaves_each_removed_pixel_at_its_neighbours_weighted_mean():
     rng = np.random.default_rng(0)
     image = rng.random((3, 9, 11)).astype(np.float32)

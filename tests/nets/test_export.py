@@ -25,14 +25,16 @@ def module_paths(path) -> set[str]:
 
 
 def test_onnx_runs_in_onnxruntime_with_our_logits_and_keeps_the_module_names(tmp_path, photos):
-    model = build_model("released")
+    # The released network with fewer A and B blocks (its C blocks all there, as the names below ask): the
+    # exporter's minutes grow with the blocks; the released network's whole export runs in tests/test_docs.py.
+    model = build_model("released", repeats=(1, 2, 10))
     path = export(model, tmp_path / "released.onnx", "onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {session.get_inputs()[0].name: photos.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(logits), model(photos), rtol=1e-4, atol=1e-4)
     names = " ".join(module_paths(path))
-    for module in ("repeat_1.0.branch1.1", "mixed_7a.branch0", "repeat_2.8", "conv2d_7b", "classif"):
+    for module in ("repeat_1.1.branch1.1", "mixed_7a.branch0", "repeat_2.8", "block8", "conv2d_7b", "classif"):
         assert module in names, module
     one = session.run(None, {session.get_inputs()[0].name: photos[:1].numpy()})[0]  # any batch size
     assert one.shape == (1, 1000)

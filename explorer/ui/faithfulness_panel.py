@@ -41,11 +41,14 @@ def faithfulness_panel(engine: Engine, maps_key: Hashable, data: bytes, attribut
     methods = tuple(a.method for a in attributions)
     key = (maps_key, methods, settings)
     per_map = 0.5 if engine.device.type == "cuda" else 3 + 12 * steps / 50  # bench_faithfulness: H100; 2 cores
+    # Infidelity's perturbed images (their share of a map's images) go through the network once for all the maps.
+    images = 2 * (steps + 1) + len(settings.road_percentages) + settings.infidelity_samples
+    shared = per_map * settings.infidelity_samples / images
     done = job_button(
         ("faithfulness", key),
         f"Measuring the faithfulness of {len(methods)} map{'s' if len(methods) != 1 else ''}",
         lambda report: Explainer(engine).faithfulness(load_image(data).image, attributions, METRICS, settings, report),
-        estimate_s=per_map * max(len(methods), 1),
+        estimate_s=shared + (per_map - shared) * max(len(methods), 1),
         button="Measure faithfulness",
         widget_key="faith_measure",
         failed="Faithfulness could not be measured",

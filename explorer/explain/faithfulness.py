@@ -182,19 +182,18 @@ def score_maps(
 
 
 class _Remembered:
-    """A scorer that scores a batch it has scored before from memory (by its bytes): each map's infidelity asks
-    for the same perturbed images, which cost a forward each (32 of the released network: 16 s on a CPU core)."""
+    """A scorer that scores a batch it has scored before from memory: each map's infidelity asks for the same
+    perturbed images, which cost a forward each (32 of the released network: 16 s on a CPU core). A batch is
+    known by sums computed where it lies (hashing its bytes would cost a GPU more than its forward)."""
 
     def __init__(self, score: Scorer) -> None:
         self.score = score
         self.seen: dict[tuple[object, ...], Tensor] = {}
 
     def __call__(self, batch: Tensor) -> Tensor:
-        import hashlib
-
-        data = batch.detach().contiguous().cpu()
-        digest = hashlib.blake2b(data.reshape(-1).view(torch.uint8).numpy()).hexdigest()
-        key = (tuple(data.shape), str(data.dtype), digest)
+        values = batch.detach().double().flatten()
+        sums = torch.stack([values.sum(), values.square().sum(), values[::97].sum(), values[1::89].sum()])
+        key = (tuple(batch.shape), str(batch.dtype), *sums.tolist())
         if key not in self.seen:
             self.seen[key] = self.score(batch)
         return self.seen[key]

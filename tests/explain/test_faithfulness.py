@@ -159,7 +159,7 @@ def test_infidelity_of_several_maps_is_captums_of_each_and_runs_the_perturbed_im
         alone = infidelity(score, perturb, x, torch.from_numpy(heatmap).expand_as(x[0])[None].contiguous(), target=0,
                            n_perturb_samples=16, max_examples_per_batch=16, normalize=True)  # fmt: skip
         assert result.value("infidelity") == pytest.approx(float(alone[0]), rel=1e-6)
-        assert result.value("infidelity") != found[0].value("infidelity") or result is found[0]
+    assert len({result.value("infidelity") for result in found}) == 3  # each map its own score, from shared forwards
 
 
 def test_noisy_linear_imputation_leaves_each_removed_pixel_at_its_neighbours_weighted_mean():

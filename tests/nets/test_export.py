@@ -26,7 +26,7 @@ def module_paths(path) -> set[str]:
 
 def test_onnx_runs_in_onnxruntime_with_our_logits_and_keeps_the_module_names(tmp_path, photos):
     # The released network with fewer A and B blocks (its C blocks all there, as the names below ask): the
-    # exporter's minutes grow with the blocks; the released network's whole export runs in tests/test_docs.py.
+    # exporter's time grows with the blocks; the released network's whole export runs in tests/test_docs.py.
     model = build_model("released", repeats=(1, 2, 10))
     path = export(model, tmp_path / "released.onnx", "onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

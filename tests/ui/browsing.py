@@ -140,7 +140,8 @@ def go(tab, title: str) -> None:
 
 
 def choose(tab, label: str, option: str) -> None:
-    """Pick an option of a selectbox by its label."""
+    """Pick an option of a selectbox by its label. It returns once the box shows the option, which may be before
+    the run the choice asks for has begun: a caller waits on what that run changes before reading the page."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     box = tab.locator("[data-testid='stSelectbox']").filter(has_text=label).first

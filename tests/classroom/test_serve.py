@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from explorer.classroom.serve import Classroom, ServeError, free_port
+from tests.cli import explorer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,8 +61,7 @@ def test_replicas_behind_nginx_keep_a_browser_on_its_replica_and_come_back_when_
 def test_bad_arguments_and_missing_programs_are_one_line(monkeypatch):
     with pytest.raises(ServeError, match="--replicas takes 1 to 64, not 0"):
         Classroom(0, free_port())
-    done = subprocess.run([sys.executable, "-m", "explorer", "class", "--replicas", "0"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = explorer("class", "--replicas", "0")
     assert done.returncode == 2 and done.stderr.strip() == "error: --replicas takes 1 to 64, not 0"
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr("explorer.classroom.serve.Path.exists", lambda self: False)

@@ -20,6 +20,7 @@ from explorer.explain.road import NEIGHBOURS, impute
 from explorer.nets import build_model
 from explorer.runtime.images import load_image
 from explorer.runtime.preprocessing import crop_for_network, to_tensor
+from tests.cli import explorer
 from tests.conftest import SAMPLES
 from tests.prototype import set_prototype_head
 
@@ -193,9 +194,6 @@ def test_noisy_linear_imputation_leaves_each_removed_pixel_at_its_neighbours_wei
     ],
 )
 def test_bad_metric_arguments_get_one_line(args, message):
-    done = subprocess.run(
-        [sys.executable, "-m", "explorer", "explain", str(SAMPLES / "cat.jpg"), "--weights", "random", *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = explorer("explain", str(SAMPLES / "cat.jpg"), "--weights", "random", *args)
     assert done.returncode != 0 and message in done.stderr
     assert "Traceback" not in done.stderr

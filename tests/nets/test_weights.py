@@ -20,6 +20,7 @@ from explorer.nets import build_model, make_config
 from explorer.nets.hub import HUB_FILENAME, HUB_REPOS, HUB_TIMEOUT, download_hub_weights, load_hub_weights
 from explorer.nets.weights import WeightsError, load_weights_file, random_weights
 from explorer.runtime.images import SAMPLES_DIR
+from tests.cli import explorer
 from tests.hub_server import HubServer
 
 RELEASED = make_config("released")
@@ -223,6 +224,8 @@ def test_cli_downloads_through_hf_endpoint(hub, tmp_path):
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The command in a process of its own: huggingface_hub reads HF_ENDPOINT once, as it is imported, and a
+    first warning shows only in a fresh process. The rest go through ``tests.cli.explorer`` in this one."""
     return subprocess.run(
         [sys.executable, "-m", "explorer", *args],
         capture_output=True,
@@ -258,7 +261,7 @@ def test_cli_weights_fetch_list_and_infer_auto(hub, tmp_path, safetensors_file):
 
 
 def test_cli_weights_check_and_bad_input(safetensors_file, reference_state, tmp_path):
-    good = cli("weights", "check", str(safetensors_file))
+    good = explorer("weights", "check", str(safetensors_file))
     assert good.returncode == 0
     assert good.stdout.splitlines() == [
         f"{safetensors_file} fits the released network",
@@ -267,9 +270,9 @@ def test_cli_weights_check_and_bad_input(safetensors_file, reference_state, tmp_
     broken = dict(reference_state)
     del broken["conv2d_7b.conv.weight"]
     save_file(broken, str(tmp_path / "broken.safetensors"))
-    bad = cli("weights", "check", str(tmp_path / "broken.safetensors"))
+    bad = explorer("weights", "check", str(tmp_path / "broken.safetensors"))
     assert bad.returncode == 1 and "missing conv2d_7b.conv.weight" in bad.stderr
-    other = cli("weights", "check", str(safetensors_file), "--variant", "paper-v2")
+    other = explorer("weights", "check", str(safetensors_file), "--variant", "paper-v2")
     assert other.returncode == 1 and "does not fit the paper-v2 network" in other.stderr
     offline = cli("weights", "fetch", env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "c")})
     assert offline.returncode == 2 and offline.stderr.startswith("error: cannot reach the Hugging Face Hub")
@@ -279,12 +282,12 @@ def test_cli_weights_check_and_bad_input(safetensors_file, reference_state, tmp_
         (("infer", str(SAMPLES_DIR / "cat.jpg"), "--weights", "hub:nope"), "error: unknown weights 'nope'"),
         (("app", "--port", "http"), "'http' is not a port number"),
     ]:
-        done = cli(*args)
+        done = explorer(*args)
         assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
 
 
 def test_cli_help_keeps_its_usage_lines():
-    usage = cli("--help").stdout
+    usage = explorer("--help").stdout
     assert "\n  irv2-explorer infer IMAGE... [--variant V] [--weights auto|random|hub[:TAG]|FILE]" in usage
     assert "\n  irv2-explorer weights fetch [TAG] | weights list [--offline] | weights check FILE" in usage
 

@@ -4,8 +4,6 @@ timm's model with the same weights (timm's module names are ours), for one block
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,6 +14,7 @@ from explorer.nets.weights import WeightsInfo
 from explorer.runtime import Engine
 from explorer.runtime.images import SAMPLES_DIR
 from explorer.runtime.inside import block_inputs, inside_tensors, unit_tensors
+from tests.cli import explorer
 from tests.nets.test_model import randomise_
 
 timm = pytest.importorskip("timm")
@@ -162,11 +161,8 @@ def test_engine_inside_reduces_as_the_engine_does(photos):
 
 
 def test_cli_inside_json_and_pngs(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "explorer", "infer", str(SAMPLES_DIR / "cat.jpg"), "--inside", "repeat_1.0",
-         "--format", "json", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    done = explorer("infer", str(SAMPLES_DIR / "cat.jpg"), "--inside", "repeat_1.0", "--format", "json",
+                    "--out", str(tmp_path))  # fmt: skip
     assert done.returncode == 0, done.stderr
     inside = json.loads(done.stdout)["inside"]
     assert [p["name"] for p in inside][:4] == [
@@ -178,10 +174,7 @@ def test_cli_inside_json_and_pngs(tmp_path):
     assert inside[-1]["name"] == "repeat_1.0.output" and inside[-1]["kind"] == "output"
     assert all({"mean", "std"} <= set(p["statistics"]) and len(p["shape"]) == 3 for p in inside)
     assert all((tmp_path / f"{p['name']}_mean.png").read_bytes()[:4] == b"\x89PNG" for p in inside)
-    bad = subprocess.run(
-        [sys.executable, "-m", "explorer", "infer", str(SAMPLES_DIR / "cat.jpg"), "--inside", "repeat_9.0"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    bad = explorer("infer", str(SAMPLES_DIR / "cat.jpg"), "--inside", "repeat_9.0")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown block 'repeat_9.0' for --inside")
 
 

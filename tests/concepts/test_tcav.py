@@ -180,7 +180,8 @@ def test_the_example_folders_and_bad_concept_folders_from_the_command_line(tmp_p
     # The command's work and its JSON on paper-v1, the smallest network (12 GFLOPs against the released one's 26): the
     # method itself is checked against Captum's above, and the engineer tutorial runs this command on the released one.
     done = run(
-        *common[:-1], "mixed_7a", "--variant", "paper-v1", "--concept", str(tmp_path / "ex" / "dots"), str(tmp_path / "ex" / "random"),
+        *common[:-1], "mixed_7a", "--variant", "paper-v1",
+        "--concept", str(tmp_path / "ex" / "dots"), str(tmp_path / "ex" / "random"),
         "--images", str(tmp_path / "ex" / "stripes"), "--per-set", "10", "--format", "json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -27,25 +27,6 @@ from tests.ui.browsing import (
 pytestmark = BROWSER_TESTS
 
 
-def test_every_page_renders(page):
-    for title in (
-        "Network",
-        "Network map",
-        "Layer counts",
-        "Block graph",
-        "Activations",
-        "Channels",
-        "Classes",
-        "Compare variants",
-        "Residual scaling",
-        "Guided tour",
-        "New head",
-    ):
-        go(page, title)
-        page.screenshot(path=str(ARTIFACTS / f"page-{title.lower().replace(' ', '-')}.png"), full_page=True)
-    assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()
-
-
 def a_blocks(url: str) -> int:
     return int(query(url).get("blocks", ["10"])[0].split(",")[0])
 
@@ -182,10 +163,27 @@ OVERFLOW = """() => {
 }"""
 
 
-@pytest.mark.parametrize("size", list(SIZES))
-def test_every_page_fits_a_projector_and_a_phone(browser, server, size):
+def test_every_page_opens_from_the_sidebar_and_fits_a_projector(page, server):
+    """Every page as a teacher opens it from the sidebar, on a projector's window, with nothing sticking out; then
+    the two pages whose links open a channel or a class, at those addresses (the sidebar opens them empty)."""
+    width, height = SIZES["projector"]
+    page.set_viewport_size({"width": width, "height": height})
+    for title, address in ADDRESSES.items():
+        go(page, title)
+        page.screenshot(path=str(ARTIFACTS / f"projector-{address.split('?')[0] or 'network'}.png"), full_page=True)
+        assert not page.evaluate(OVERFLOW), f"{title} at {width}x{height}: {page.evaluate(OVERFLOW)}"
+    assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()
+    for title in ("Channels", "Classes"):
+        page.goto(f"{server}/{ADDRESSES[title]}")
+        page.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for(timeout=180_000)
+        settle(page)
+        assert not page.evaluate(OVERFLOW), f"{ADDRESSES[title]} at {width}x{height}: {page.evaluate(OVERFLOW)}"
+
+
+def test_every_page_at_its_address_fits_a_phone(browser, server):
+    size = "phone"
     width, height = SIZES[size]
-    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=size == "phone")
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))

@@ -126,9 +126,19 @@ def go(tab, title: str) -> None:
     The heading first: a slow machine may not have begun the new page's run when settle() looks, and
     a page's first run (tracing, a first inference) can take longer than a locator's default wait.
     """
+    tab.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    _arrive(tab, title)
+
+
+def open_at(tab, url: str, title: str) -> None:
+    """Open a page by its address, as a shared link does, and wait for its heading, then for its run to end."""
+    tab.goto(url)
+    _arrive(tab, title)
+
+
+def _arrive(tab, title: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    tab.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
     heading = HEADINGS.get(title, title)
     try:
         tab.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)

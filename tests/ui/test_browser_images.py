@@ -14,12 +14,12 @@ from playwright.sync_api import expect
 from tests.ui.browsing import (
     ARTIFACTS,
     BROWSER_TESTS,
-    HEADINGS,
     ROOT,
     choose,
     download,
     go,
     metric,
+    open_at,
     settle,
 )
 
@@ -66,9 +66,8 @@ def test_two_sessions_on_different_networks_uploading_the_same_photo_each_see_th
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         tab = context.new_page()
         try:
-            tab.goto(f"{server}/activations" + ("" if variant == "released" else f"?variant={variant}"))
-            tab.get_by_role("heading", name="Activations").first.wait_for(timeout=180_000)
-            settle(tab)
+            link = f"{server}/activations" + ("" if variant == "released" else f"?variant={variant}")
+            open_at(tab, link, "Activations")
             tab.get_by_text("Upload", exact=True).first.click()
             settle(tab)
             tab.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(photo))
@@ -147,9 +146,7 @@ def test_why_did_it_say_that_shows_each_method(page, server):
     """The Activations page's attribution maps for a sample, side by side, each with its time."""
     # A link to one block of each type: the maps, checks and curves in the page are the point here, and the
     # released network's 40 blocks would triple the cost of each (the AppTest runs them the same way).
-    page.goto(f"{server}/activations?blocks=1,1,1")
-    page.get_by_role("heading", name="Activations").first.wait_for(timeout=180_000)
-    settle(page)
+    open_at(page, f"{server}/activations?blocks=1,1,1", "Activations")
     page.get_by_text("Explain the prediction (attribution maps, by Captum)").click()
     captions = page.locator("[data-testid='stImageCaption']")
     for method in ("grad-cam", "guided-grad-cam", "saliency"):
@@ -230,9 +227,7 @@ def test_user_text_from_links_uploads_and_text_boxes_is_never_markup(browser, se
             assert "[click me](https://evil" in message.inner_text().replace("\u2060", ""), (path, name)
             no_markup_from(tab)
         # an upload's name
-        tab.goto(f"{server}/activations")
-        tab.get_by_role("heading", name="Activations").first.wait_for(timeout=180_000)
-        settle(tab)
+        open_at(tab, f"{server}/activations", "Activations")
         tab.get_by_text("Upload", exact=True).first.click()
         settle(tab)
         upload = {
@@ -246,9 +241,7 @@ def test_user_text_from_links_uploads_and_text_boxes_is_never_markup(browser, se
         assert "[x](https:evil.example)" in tab.locator("[data-testid='stApp']").inner_text().replace("\u2060", "")
         no_markup_from(tab)
         # a text box: a class name
-        tab.goto(f"{server}/transfer")
-        tab.get_by_role("heading", name=HEADINGS["New head"]).first.wait_for(timeout=180_000)
-        settle(tab)
+        open_at(tab, f"{server}/transfer", "New head")
         box = tab.locator("[data-testid='stTextInput']").first.locator("input")
         box.fill(PAYLOAD[:200])
         box.press("Enter")

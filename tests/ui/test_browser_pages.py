@@ -13,12 +13,12 @@ from playwright.sync_api import expect
 from tests.ui.browsing import (
     ARTIFACTS,
     BROWSER_TESTS,
-    HEADINGS,
     choose,
     download,
     expect_metric,
     go,
     metric,
+    open_at,
     press_until,
     query,
     settle,
@@ -171,28 +171,25 @@ def test_every_page_opens_from_the_sidebar_and_fits_a_projector(page, server):
     for title, address in ADDRESSES.items():
         go(page, title)
         page.screenshot(path=str(ARTIFACTS / f"projector-{address.split('?')[0] or 'network'}.png"), full_page=True)
-        assert not page.evaluate(OVERFLOW), f"{title} at {width}x{height}: {page.evaluate(OVERFLOW)}"
+        sticking_out = page.evaluate(OVERFLOW)
+        assert not sticking_out, f"{title} at {width}x{height}: {sticking_out}"
     assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()
     for title in ("Channels", "Classes"):
-        page.goto(f"{server}/{ADDRESSES[title]}")
-        page.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for(timeout=180_000)
-        settle(page)
-        assert not page.evaluate(OVERFLOW), f"{ADDRESSES[title]} at {width}x{height}: {page.evaluate(OVERFLOW)}"
+        open_at(page, f"{server}/{ADDRESSES[title]}", title)
+        sticking_out = page.evaluate(OVERFLOW)
+        assert not sticking_out, f"{ADDRESSES[title]} at {width}x{height}: {sticking_out}"
 
 
 def test_every_page_at_its_address_fits_a_phone(browser, server):
-    size = "phone"
-    width, height = SIZES[size]
+    width, height = SIZES["phone"]
     context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     try:
         for title, address in ADDRESSES.items():
-            tab.goto(f"{server}/{address}")
-            tab.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for(timeout=180_000)
-            settle(tab)
-            tab.screenshot(path=str(ARTIFACTS / f"{size}-{address or 'network'}.png"), full_page=True)
+            open_at(tab, f"{server}/{address}", title)
+            tab.screenshot(path=str(ARTIFACTS / f"phone-{address or 'network'}.png"), full_page=True)
             assert tab.evaluate("window.innerWidth") == width
             sticking_out = tab.evaluate(OVERFLOW)
             assert not sticking_out, f"{title} at {width}x{height}: {sticking_out}"

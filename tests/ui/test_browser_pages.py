@@ -163,21 +163,31 @@ OVERFLOW = """() => {
 }"""
 
 
-def test_every_page_opens_from_the_sidebar_and_fits_a_projector(page, server):
+def test_every_page_opens_from_the_sidebar_and_fits_a_projector(browser, server):
     """Every page as a teacher opens it from the sidebar, on a projector's window, with nothing sticking out; then
-    the two pages whose links open a channel or a class, at those addresses (the sidebar opens them empty)."""
+    the two pages whose links open a channel or a class, at those addresses (the sidebar opens them empty).
+    A window of that size from the start: a page drawn wider and then shrunk can keep a box at its old width
+    (an expander of the Network page, seen once on a loaded machine), which no projector shows."""
     width, height = SIZES["projector"]
-    page.set_viewport_size({"width": width, "height": height})
-    for title, address in ADDRESSES.items():
-        go(page, title)
-        page.screenshot(path=str(ARTIFACTS / f"projector-{address.split('?')[0] or 'network'}.png"), full_page=True)
-        sticking_out = page.evaluate(OVERFLOW)
-        assert not sticking_out, f"{title} at {width}x{height}: {sticking_out}"
-    assert "random weights" in page.locator("[data-testid='stAlert']").first.inner_text().lower()
-    for title in ("Channels", "Classes"):
-        open_at(page, f"{server}/{ADDRESSES[title]}", title)
-        sticking_out = page.evaluate(OVERFLOW)
-        assert not sticking_out, f"{ADDRESSES[title]} at {width}x{height}: {sticking_out}"
+    context = browser.new_context(viewport={"width": width, "height": height})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        open_at(tab, server, "Network")
+        for title, address in ADDRESSES.items():
+            go(tab, title)
+            tab.screenshot(path=str(ARTIFACTS / f"projector-{address.split('?')[0] or 'network'}.png"), full_page=True)
+            sticking_out = tab.evaluate(OVERFLOW)
+            assert not sticking_out, f"{title} at {width}x{height}: {sticking_out}"
+        assert "random weights" in tab.locator("[data-testid='stAlert']").first.inner_text().lower()
+        for title in ("Channels", "Classes"):
+            open_at(tab, f"{server}/{ADDRESSES[title]}", title)
+            sticking_out = tab.evaluate(OVERFLOW)
+            assert not sticking_out, f"{ADDRESSES[title]} at {width}x{height}: {sticking_out}"
+        assert not errors, errors
+    finally:
+        context.close()
 
 
 def test_every_page_at_its_address_fits_a_phone(browser, server):

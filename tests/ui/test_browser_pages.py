@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.ui.browsing import (
     ARTIFACTS,
@@ -116,6 +118,24 @@ def test_map_unknown_node_gets_a_message_and_the_overview(page, server):
 
 # ------------------------------------------------------------------------------ a projector and a phone
 SIZES = {"projector": (1280, 720), "phone": (390, 844)}
+
+
+@contextmanager
+def window(browser, size: str) -> Iterator[tuple[Page, list[str]]]:
+    """A tab in a window of its own at one of SIZES from the start (a phone's as a phone), and the page errors it
+    meets. From the start: a page drawn wider and then shrunk can keep a box at its old width (an expander of the
+    Network page, seen once on a loaded machine), which no projector or phone shows."""
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=size == "phone")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield tab, errors
+    finally:
+        context.close()
+
+
 ADDRESSES = {
     "Network": "",
     "Network map": "map",
@@ -165,15 +185,9 @@ OVERFLOW = """() => {
 
 def test_every_page_opens_from_the_sidebar_and_fits_a_projector(browser, server):
     """Every page as a teacher opens it from the sidebar, on a projector's window, with nothing sticking out; then
-    the two pages whose links open a channel or a class, at those addresses (the sidebar opens them empty).
-    A window of that size from the start: a page drawn wider and then shrunk can keep a box at its old width
-    (an expander of the Network page, seen once on a loaded machine), which no projector shows."""
+    the two pages whose links open a channel or a class, at those addresses (the sidebar opens them empty)."""
     width, height = SIZES["projector"]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    try:
+    with window(browser, "projector") as (tab, errors):
         open_at(tab, server, "Network")
         for title, address in ADDRESSES.items():
             go(tab, title)
@@ -186,17 +200,11 @@ def test_every_page_opens_from_the_sidebar_and_fits_a_projector(browser, server)
             sticking_out = tab.evaluate(OVERFLOW)
             assert not sticking_out, f"{ADDRESSES[title]} at {width}x{height}: {sticking_out}"
         assert not errors, errors
-    finally:
-        context.close()
 
 
 def test_every_page_at_its_address_fits_a_phone(browser, server):
     width, height = SIZES["phone"]
-    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    try:
+    with window(browser, "phone") as (tab, errors):
         for title, address in ADDRESSES.items():
             open_at(tab, f"{server}/{address}", title)
             tab.screenshot(path=str(ARTIFACTS / f"phone-{address or 'network'}.png"), full_page=True)
@@ -204,8 +212,6 @@ def test_every_page_at_its_address_fits_a_phone(browser, server):
             sticking_out = tab.evaluate(OVERFLOW)
             assert not sticking_out, f"{title} at {width}x{height}: {sticking_out}"
         assert not errors, errors
-    finally:
-        context.close()
 
 
 def test_the_opening_page_answers_and_links_to_the_row(page, server):
@@ -223,10 +229,7 @@ def test_the_opening_page_answers_and_links_to_the_row(page, server):
 
 def test_presenter_mode_by_link_shows_the_tour_step_on_a_phone_and_a_projector(browser, server):
     for size in SIZES:
-        width, height = SIZES[size]
-        context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=size == "phone")
-        tab = context.new_page()
-        try:
+        with window(browser, size) as (tab, _errors):
             tab.goto(f"{server}/tour?present=1&step=4")
             tab.get_by_role("heading", name="A guided tour").first.wait_for(timeout=180_000)
             expect(tab.get_by_role("heading", name="Inception-ResNet-B x20")).to_have_count(1, timeout=120_000)
@@ -254,5 +257,3 @@ def test_presenter_mode_by_link_shows_the_tour_step_on_a_phone_and_a_projector(b
                 expect(tab.get_by_role("heading", name="Reduction-B")).to_have_count(1, timeout=120_000)
                 settle(tab)
                 assert "present=1" in tab.url
-        finally:
-            context.close()

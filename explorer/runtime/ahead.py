@@ -147,7 +147,12 @@ def _build_parts(
     model = stand_in(request)
     groups = block_groups(model)
     examples = _examples(request, model, groups)
-    options = {"aot_inductor.package_constants_in_so": False}  # each engine hands in its own weights
+    options = {
+        "aot_inductor.package_constants_in_so": False,  # each engine hands in its own weights
+        # The wrapper only launches the kernels (compiled -O3 apart) and a CUDA graph replays them without it;
+        # at -O0 its C++ compiles in a fifth less CPU (docs/design/tests.md).
+        "aot_inductor.compile_wrapper_opt_level": "O0",
+    }
     parts = dict(_parts(model, groups, request.top_k))
     with torch.no_grad():
         for name in names:

@@ -150,7 +150,7 @@ def _build_parts(
     options = {
         "aot_inductor.package_constants_in_so": False,  # each engine hands in its own weights
         # The wrapper only launches the kernels (compiled -O3 apart) and a CUDA graph replays them without it;
-        # at -O0 its C++ compiles in a fifth less CPU (docs/design/tests.md).
+        # at -O0 its C++ compiles in about a quarter less CPU (docs/design/tests.md).
         "aot_inductor.compile_wrapper_opt_level": "O0",
     }
     parts = dict(_parts(model, groups, request.top_k))
